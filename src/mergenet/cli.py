@@ -1,0 +1,39 @@
+"""The ``mergenet`` command: one typer app with a sub-app or command per component.
+
+Each component keeps its own ``cli.py`` and imports its heavy dependencies (torch,
+transformers, web3) inside the command functions, so ``mergenet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from mergenet.ecosystem.cli import app as world_app
+from mergenet.evaluator.cli import dharma_app, eval_command
+from mergenet.merge_strategies.cli import merge_command
+from mergenet.rewards.cli import chain_app, rewards_app
+
+app = typer.Typer(
+    name="mergenet",
+    help="mergenet: contribute fine-tuning deltas, merge them into a core model, earn rewards.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(world_app, name="world", help="Build and inspect the self-contained model world.")
+app.add_typer(dharma_app, name="dharma", help="Build Dharma benchmark sets.")
+app.command("eval")(eval_command)
+app.command("merge")(merge_command)
+app.add_typer(chain_app, name="chain", help="Start, inspect and stop the local test chain.")
+app.add_typer(rewards_app, name="rewards", help="Reward ledger, epochs and claims.")
+
+
+@app.command("demo")
+def demo() -> None:
+    """Run the main job on the embedded default: build the world and print its evaluation table."""
+    from mergenet.ecosystem.report import run_demo
+
+    run_demo()
+
+
+if __name__ == "__main__":
+    app()
