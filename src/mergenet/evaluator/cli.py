@@ -2,7 +2,7 @@
 
 import typer
 
-dharma_app = typer.Typer(no_args_is_help=True)
+from mergenet.evaluator.dharma_cli import dharma_app as dharma_app  # re-export
 
 
 def eval_command() -> None:
