@@ -540,3 +540,12 @@ def test_any_seed_gives_a_valid_balanced_set(seed: int) -> None:
     counts = Counter(r["output"] for r in out)
     assert counts == {"A": 10, "B": 10, "C": 10, "D": 10}
     assert all(r["input"].count("Answer:") == 1 for r in out)
+
+
+def test_cli_reports_an_unwritable_output(three_sources: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    out = blocker / "set.jsonl"
+    result = CliRunner().invoke(app, ["dharma", "build", str(three_sources), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "cannot write output" in result.output

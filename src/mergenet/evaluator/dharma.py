@@ -20,6 +20,7 @@ The builder avoids upstream's bugs on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -453,10 +454,15 @@ def write_rows(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
     """Write rows as JSONL atomically (temp file, then rename): a failed build leaves any
     previous file intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(dumps_rows(rows))
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(dumps_rows(rows))
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise DharmaError(f"{path}: cannot write output ({exc.strerror or exc})") from exc
     return path
 
 

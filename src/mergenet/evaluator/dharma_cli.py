@@ -55,7 +55,7 @@ def build_command(
             rows = build_dharma(cfg, progress=report)
         write_rows(rows, out)
     except DharmaError as exc:
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from exc
     counts = letter_counts(rows)
     used = sorted({letter for c in counts.values() for letter in c}, key=LETTERS.index)
