@@ -91,9 +91,7 @@ def write_artifacts(path: Path = ARTIFACTS_PATH) -> dict[str, Artifact]:
 def load_artifacts() -> dict[str, Artifact]:
     """The committed artifacts, refusing any whose source has changed since it was compiled."""
     if not ARTIFACTS_PATH.exists():
-        raise ArtifactsOutOfDate(
-            f"{ARTIFACTS_PATH} is missing: run `python -m mergenet.contracts`"
-        )
+        raise ArtifactsOutOfDate(f"{ARTIFACTS_PATH} is missing: run `python -m mergenet.contracts`")
     data = json.loads(ARTIFACTS_PATH.read_text())
     artifacts: dict[str, Artifact] = {}
     for name in CONTRACT_NAMES:
@@ -109,4 +107,3 @@ def load_artifacts() -> dict[str, Artifact]:
             )
         artifacts[name] = artifact
     return artifacts
-

@@ -1,6 +1,352 @@
-"""CLI for the chain and rewards (placeholder until the rewards work lands)."""
+"""``mergenet chain …`` and ``mergenet rewards …``.
+
+web3, SQLAlchemy models and eth-account are imported inside the commands so that
+``mergenet --help`` stays fast. Expected failures (no chain, wrong password, bad input) print
+one line saying what to fix and exit with code 2; ``reconcile`` exits 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
 chain_app = typer.Typer(no_args_is_help=True)
 rewards_app = typer.Typer(no_args_is_help=True)
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    from mergenet.rewards.anvil import AnvilError
+    from mergenet.rewards.client import ChainError
+    from mergenet.rewards.keystore import KeystoreError
+    from mergenet.rewards.ledger import LedgerError
+
+    try:
+        yield
+    except (AnvilError, ChainError, KeystoreError, LedgerError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _settings() -> Any:
+    from mergenet.config import get_settings
+
+    return get_settings()
+
+
+def _ledger(settings: Any) -> sessionmaker[Session]:
+    from mergenet.coordinator.db import make_engine, make_session_factory
+    from mergenet.rewards.models import ensure_tables
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    ensure_tables(engine)
+    return make_session_factory(engine)
+
+
+def _emit(as_json: bool, data: Any, text: Callable[[], str]) -> None:
+    typer.echo(json.dumps(data, indent=2) if as_json else text())
+
+
+# ------------------------------------------------------------------------------------ chain
+
+
+@chain_app.command("up")
+def chain_up_command(as_json: JsonOpt = False) -> None:
+    """Start the local anvil (unless MERGENET_CHAIN_URL is set), deploy the contracts once,
+    and record their addresses in the data directory. Safe to run again."""
+    from mergenet.rewards.chain import chain_up
+
+    with _friendly_errors():
+        result = chain_up(_settings())
+    dep = result.deployment
+    _emit(
+        as_json,
+        dep.public_json(),
+        lambda: "\n".join(
+            [
+                f"chain {dep.rpc_url} (chain id {dep.chain_id})"
+                + (" started" if result.started_anvil else " running"),
+                f"token       {dep.token}",
+                f"distributor {dep.distributor}" + (" (deployed)" if result.deployed else ""),
+                f"registry    {dep.registry}",
+            ]
+        ),
+    )
+
+
+@chain_app.command("down")
+def chain_down_command() -> None:
+    """Stop the anvil that `mergenet chain up` started."""
+    from mergenet.rewards.chain import chain_down
+
+    stopped = chain_down(_settings())
+    typer.echo("chain stopped" if stopped else "no chain started by mergenet is running")
+
+
+@chain_app.command("status")
+def chain_status_command(as_json: JsonOpt = False) -> None:
+    """Show the recorded deployment, the chain's current epoch and root."""
+    from mergenet.rewards.chain import open_chain
+
+    with _friendly_errors():
+        contracts = open_chain(_settings())
+        data = {
+            "rpc_url": contracts.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+            "chain_id": contracts.w3.eth.chain_id,
+            "block": contracts.w3.eth.block_number,
+            "token": contracts.token.address,
+            "distributor": contracts.distributor.address,
+            "registry": contracts.registry.address,
+            "epoch": contracts.epoch(),
+            "merkle_root": "0x" + contracts.merkle_root().hex(),
+        }
+    _emit(as_json, data, lambda: "\n".join(f"{k:12} {v}" for k, v in data.items()))
+
+
+# ---------------------------------------------------------------------------------- rewards
+
+
+@rewards_app.command("new-key")
+def new_key_command(
+    out: Annotated[Path, typer.Option(help="Where to write the encrypted keystore.")],
+) -> None:
+    """Create a contributor key as an encrypted keystore (password: MERGENET_KEYSTORE_PASSWORD)."""
+    from mergenet.rewards.keystore import create_keystore, keystore_password
+
+    with _friendly_errors():
+        address = create_keystore(out, keystore_password(_settings()))
+    typer.echo(address)
+
+
+def _parse_time(value: str | None, name: str) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        example = "2025-01-31T12:00:00+00:00"
+        raise _fail(f"--{name} must be an ISO 8601 time such as {example}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@rewards_app.command("accrue")
+def accrue_command(
+    contribution: Annotated[str, typer.Option(help="Contribution id (e.g. the delta sha256).")],
+    account: Annotated[str, typer.Option(help="Contributor address (0x…).")],
+    amount: Annotated[
+        float | None, typer.Option(help="Tokens to credit directly (instead of --score).")
+    ] = None,
+    score: Annotated[
+        float | None, typer.Option(help="The contribution's score S in [0, 1].")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Reward threshold on S (needed with --score).")
+    ] = None,
+    base_reward: Annotated[float, typer.Option(help="R_b in tokens.")] = 1.0,
+    beta: Annotated[float, typer.Option(help="β in R = R_b(e^(βtS) − 1).")] = 1.0,
+    submitted_at: Annotated[str | None, typer.Option(help="ISO time; default now.")] = None,
+    parent_published_at: Annotated[
+        str | None, typer.Option(help="ISO time the parent core version appeared; default now.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Credit a contribution's reward in the ledger (idempotent per contribution)."""
+    from mergenet.coordinator.db import transaction
+    from mergenet.rewards.ledger import accrue
+    from mergenet.rewards.policy import RewardPolicy, quote_reward
+    from mergenet.rewards.units import format_tokens, to_base_units
+
+    if (amount is None) == (score is None):
+        raise _fail("give exactly one of --amount (tokens) or --score (with --threshold)")
+    t = None
+    if score is not None:
+        if threshold is None:
+            raise _fail("--score needs --threshold (set it above the no-change score)")
+        from mergenet.evaluator.score import ScoreError
+
+        try:
+            quote = quote_reward(
+                score,
+                submitted_at=_parse_time(submitted_at, "submitted-at"),
+                parent_published_at=_parse_time(parent_published_at, "parent-published-at"),
+                policy=RewardPolicy(threshold=threshold, base_reward=base_reward, beta=beta),
+            )
+        except (ScoreError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        units, t = quote.amount, quote.t
+    else:
+        try:
+            units = to_base_units(float(amount))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    with _friendly_errors(), transaction(_ledger(_settings())) as session:
+        row = accrue(
+            session, contribution_id=contribution, account=account, amount=units, score=score, t=t
+        )
+        data = {
+            "contribution": row.contribution_id,
+            "account": row.account,
+            "amount": str(row.amount),
+            "tokens": format_tokens(row.amount),
+            "t": row.t,
+        }
+    _emit(as_json, data, lambda: f"{data['account']} +{data['tokens']} tokens")
+
+
+@rewards_app.command("close-epoch")
+def close_epoch_command(as_json: JsonOpt = False) -> None:
+    """Fold new accruals into the next epoch's Merkle root (not yet published)."""
+    from mergenet.coordinator.db import transaction
+    from mergenet.rewards.ledger import close_epoch
+    from mergenet.rewards.units import format_tokens
+
+    with _friendly_errors(), transaction(_ledger(_settings())) as session:
+        epoch = close_epoch(session)
+        data = None
+        if epoch is not None:
+            data = {
+                "epoch": epoch.number,
+                "root": epoch.root,
+                "accounts": epoch.accounts,
+                "total": str(epoch.total),
+            }
+            text = (
+                f"epoch {epoch.number}: root {epoch.root}, {epoch.accounts} accounts, "
+                f"{format_tokens(epoch.total)} tokens cumulative"
+            )
+    _emit(as_json, data, lambda: text if data else "nothing new to close")
+
+
+@rewards_app.command("publish")
+def publish_command(as_json: JsonOpt = False) -> None:
+    """Publish every unconfirmed epoch's root on chain (idempotent; safe after a crash)."""
+    from mergenet.rewards.chain import coordinator_account, open_chain
+    from mergenet.rewards.publish import publish_pending
+
+    settings = _settings()
+    with _friendly_errors():
+        contracts = open_chain(settings)
+        owner = coordinator_account(settings)
+        done = publish_pending(_ledger(settings), contracts, owner)
+    data = [p.__dict__ for p in done]
+    _emit(
+        as_json,
+        data,
+        lambda: (
+            "\n".join(
+                f"epoch {p.epoch} confirmed"
+                + (" (superseded by a later root)" if p.superseded else f" in tx {p.tx_hash}")
+                for p in done
+            )
+            or "nothing to publish"
+        ),
+    )
+
+
+@rewards_app.command("reconcile")
+def reconcile_command(as_json: JsonOpt = False) -> None:
+    """Compare the ledger with the chain; exit code 1 if they differ."""
+    from mergenet.rewards.chain import open_chain
+    from mergenet.rewards.reconcile import reconcile
+
+    settings = _settings()
+    with _friendly_errors(), _ledger(settings)() as session:
+        report = reconcile(session, open_chain(settings))
+    _emit(
+        as_json,
+        report.to_json(),
+        lambda: "\n".join(
+            [
+                f"chain epoch {report.chain_epoch}, ledger epoch {report.ledger_epoch}",
+                *(f"DIFFERENCE: {d}" for d in report.differences),
+                "ledger and chain agree" if report.ok else "",
+            ]
+        ).strip(),
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _status(address: str, coordinator: str | None, settings: Any) -> Any:
+    from mergenet.rewards.service import RewardStatus, rewards_for_address
+
+    if coordinator:
+        import httpx
+
+        url = f"{coordinator.rstrip('/')}/api/rewards/{address}"
+        try:
+            response = httpx.get(url, timeout=30)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise _fail(f"could not fetch {url}: {exc}") from None
+        return RewardStatus.from_json(response.json())
+    from mergenet.rewards.chain import open_chain
+
+    contracts = open_chain(settings)
+    with _ledger(settings)() as session:
+        return rewards_for_address(session, address, contracts)
+
+
+@rewards_app.command("show")
+def show_command(
+    address: Annotated[str, typer.Argument(help="Contributor address (0x…).")],
+    coordinator: Annotated[
+        str | None, typer.Option(help="Coordinator URL; default: the local ledger.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accrued, published and claimed rewards of an address, with its current proof."""
+    from mergenet.rewards.units import format_tokens
+
+    settings = _settings()
+    with _friendly_errors():
+        status = _status(address, coordinator, settings)
+
+    def text() -> str:
+        claimed = "?" if status.claimed is None else format_tokens(status.claimed)
+        return (
+            f"{status.address}: accrued {format_tokens(status.accrued)}, published "
+            f"{format_tokens(status.published)} (epoch {status.epoch}), claimed {claimed}"
+        )
+
+    _emit(as_json, status.to_json(), text)
+
+
+@rewards_app.command("claim")
+def claim_command(
+    keystore: Annotated[Path, typer.Option(help="The contributor's encrypted keystore.")],
+    coordinator: Annotated[
+        str | None, typer.Option(help="Coordinator URL to fetch the proof from; default: local.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Claim every published reward for the keystore's address, signed with that key."""
+    from mergenet.rewards.chain import open_chain
+    from mergenet.rewards.keystore import keystore_password, load_keystore
+
+    settings = _settings()
+    with _friendly_errors():
+        account = load_keystore(keystore, keystore_password(settings))
+        status = _status(account.address, coordinator, settings)
+        from mergenet.rewards.claim import claim_rewards
+
+        result = claim_rewards(open_chain(settings), account, status)
+    data = {**result.__dict__, "paid": str(result.paid), "balance": str(result.balance)}
+    _emit(as_json, data, result.describe)

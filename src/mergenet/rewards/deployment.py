@@ -1,0 +1,110 @@
+"""Deploy the reward contracts and remember where they are (``<data_dir>/chain/deployment.json``).
+
+Deployment is three signed transactions from the coordinator's key: the token's ERC-5202
+blueprint, the distributor (which creates the token from the blueprint, so the token's minter
+is the distributor by construction), and the version registry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3 import Web3
+
+TOKEN_NAME = "mergenet reward"
+TOKEN_SYMBOL = "MRG"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    rpc_url: str
+    chain_id: int
+    owner: str
+    token: str
+    distributor: str
+    registry: str
+    blueprint: str
+    block: int
+    """Block of the first deployment transaction: event scans start here."""
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    def public_json(self) -> dict[str, object]:
+        """What ``mergenet chain up --json`` prints."""
+        return {
+            "rpc_url": self.rpc_url,
+            "chain_id": self.chain_id,
+            "token": self.token,
+            "distributor": self.distributor,
+            "registry": self.registry,
+        }
+
+
+def deployment_path(data_dir: Path) -> Path:
+    return data_dir / "chain" / "deployment.json"
+
+
+def save_deployment(data_dir: Path, deployment: Deployment) -> Path:
+    path = deployment_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(deployment.to_json(), indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_deployment(data_dir: Path) -> Deployment | None:
+    path = deployment_path(data_dir)
+    if not path.exists():
+        return None
+    return Deployment(**json.loads(path.read_text()))
+
+
+def deployment_is_live(w3: Web3, deployment: Deployment) -> bool:
+    """True if ``w3``'s chain holds this deployment (a restarted anvil does not)."""
+    from mergenet.contracts import load_artifacts
+
+    if w3.eth.chain_id != deployment.chain_id:
+        return False
+    for address in (deployment.token, deployment.distributor, deployment.registry):
+        if len(w3.eth.get_code(address)) == 0:
+            return False
+    abi = load_artifacts()["MerkleDistributor"].abi
+    distributor = w3.eth.contract(address=deployment.distributor, abi=abi)
+    try:
+        return distributor.functions.TOKEN().call() == deployment.token
+    except Exception:
+        return False
+
+
+def deploy_contracts(w3: Web3, owner: LocalAccount, rpc_url: str) -> Deployment:
+    """Deploy token blueprint, distributor (+ token) and registry, owned by ``owner``."""
+    from mergenet.contracts import load_artifacts
+    from mergenet.rewards.client import deploy_contract
+
+    arts = load_artifacts()
+    blueprint, receipt = deploy_contract(w3, owner, [], arts["RewardToken"].blueprint_bytecode)
+    first_block = int(receipt["blockNumber"])
+    dist = arts["MerkleDistributor"]
+    distributor, _ = deploy_contract(
+        w3, owner, dist.abi, dist.bytecode, blueprint, owner.address, TOKEN_NAME, TOKEN_SYMBOL
+    )
+    reg = arts["VersionRegistry"]
+    registry, _ = deploy_contract(w3, owner, reg.abi, reg.bytecode, owner.address)
+    token = w3.eth.contract(address=distributor, abi=dist.abi).functions.TOKEN().call()
+    return Deployment(
+        rpc_url=rpc_url,
+        chain_id=int(w3.eth.chain_id),
+        owner=owner.address,
+        token=str(token),
+        distributor=distributor,
+        registry=registry,
+        blueprint=blueprint,
+        block=first_block,
+    )
