@@ -142,8 +142,9 @@ def send(factory: sessionmaker[Session], contracts: RewardContracts, number: int
         except Exception as exc:
             contracts.epoch()  # raises if the node is unreachable rather than rejecting
             rejection = str(exc) or type(exc).__name__
-        epoch.state = STATE_SENT
-        epoch.sent_at = utcnow()
+        if epoch.state == STATE_PENDING:  # never downgrade a confirmed epoch
+            epoch.state = STATE_SENT
+            epoch.sent_at = utcnow()
         return rejection
 
 
@@ -154,7 +155,18 @@ def publish_pending(
     *,
     timeout: float = 120.0,
 ) -> list[Published]:
-    """Bring every unconfirmed epoch to ``confirmed``; safe to run again after any failure."""
+    """Bring every unconfirmed epoch to ``confirmed``; safe to run again after any failure.
+
+    An unreachable node raises ChainError and leaves the ledger as it was (epochs pending).
+    """
+    try:
+        contracts.epoch()
+    except (OSError, ChainError) as exc:
+        url = getattr(contracts.w3.provider, "endpoint_uri", "the node")
+        raise ChainError(
+            f"the chain at {url} is unreachable ({type(exc).__name__}); epochs stay pending: "
+            "start it (`mergenet chain up`) and run `mergenet rewards publish` again"
+        ) from exc
     with transaction(factory) as session:
         epochs = _unconfirmed(session)
         if not epochs:
