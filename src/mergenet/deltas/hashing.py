@@ -1,0 +1,41 @@
+"""sha256 content hashes: of files (what a contributor signs and the store is keyed by) and of
+state dicts (a model version's identity, independent of how it was serialised)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+
+_BLOCK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _update(h: hashlib._Hash, name: str, t: torch.Tensor) -> None:
+    h.update(f"{name}\0{str(t.dtype).removeprefix('torch.')}\0{tuple(t.shape)}\0".encode())
+    h.update(memoryview(t.detach().contiguous().reshape(-1).view(torch.uint8).numpy()))
+
+
+def state_dict_sha256(
+    tensors: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]],
+) -> str:
+    """Canonical hash: names in sorted order, each with dtype, shape and raw bytes."""
+    items = tensors.items() if isinstance(tensors, Mapping) else tensors
+    pairs = sorted(items, key=lambda kv: kv[0]) if isinstance(tensors, Mapping) else items
+    h = hashlib.sha256()
+    for name, t in pairs:
+        _update(h, name, t)
+    return h.hexdigest()
