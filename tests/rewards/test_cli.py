@@ -128,3 +128,22 @@ def test_bad_input_says_what_to_fix(env, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("MERGENET_KEYSTORE_PASSWORD")
     get_settings.cache_clear()
     assert "MERGENET_KEYSTORE_PASSWORD" in run(runner, "chain", "up", code=2)
+
+
+def test_any_json_rpc_node_via_chain_url(env, anvil, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With MERGENET_CHAIN_URL, mergenet starts nothing and deploys with the keystore's key."""
+    from mergenet.rewards.keystore import coordinator_keystore_path, keystore_address
+
+    runner, tmp = env
+    monkeypatch.setenv("MERGENET_CHAIN_URL", anvil.rpc_url)
+    get_settings.cache_clear()
+    out = run(runner, "chain", "up", code=2)
+    owner = keystore_address(coordinator_keystore_path(tmp / "data"))
+    assert owner is not None and f"{owner} has no funds" in out
+    fund(connect(anvil.rpc_url), owner)
+    first = json.loads(run(runner, "chain", "up", "--json"))
+    assert first["rpc_url"] == anvil.rpc_url
+    assert json.loads(run(runner, "chain", "up", "--json")) == first
+    assert not anvil_state_path(tmp / "data").exists()  # no anvil of its own
+    assert "no chain started by mergenet" in run(runner, "chain", "down")
+    assert anvil.alive()

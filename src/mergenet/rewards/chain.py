@@ -86,8 +86,14 @@ def _start_local(settings: Settings) -> str:
 
 
 def chain_up(settings: Settings) -> ChainUp:
-    """Idempotent: reuse the running chain and live deployment, else start/deploy them."""
-    owner = coordinator_account(settings, create=True)
+    """Idempotent: reuse the running chain and live deployment, else start/deploy them.
+
+    The coordinator keystore is created on first use; it is only decrypted to deploy.
+    """
+    keystore = coordinator_keystore_path(settings.data_dir)
+    password = keystore_password(settings)
+    if not keystore.exists():
+        create_keystore(keystore, password)
     started = False
     if settings.chain_url:
         rpc_url = settings.chain_url
@@ -105,6 +111,7 @@ def chain_up(settings: Settings) -> ChainUp:
     existing = load_deployment(settings.data_dir)
     if existing is not None and existing.rpc_url == rpc_url and deployment_is_live(w3, existing):
         return ChainUp(existing, started_anvil=started, deployed=False)
+    owner = load_keystore(keystore, password)
     if not settings.chain_url:
         w3.provider.make_request("anvil_setBalance", [owner.address, hex(LOCAL_FUNDING_WEI)])
     elif w3.eth.get_balance(owner.address) == 0:
