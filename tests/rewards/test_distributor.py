@@ -219,3 +219,30 @@ def test_owner_can_hand_over(deployed: Deployed, w3: Web3) -> None:
         transact(w3, d.owner, publish_tx)
     transact(w3, heir, publish_tx)
     assert d.contracts.epoch() == 1
+
+
+def test_registry_helpers_round_trip(deployed: Deployed) -> None:
+    from mergenet.rewards.registry import lineage, record_version
+
+    d = deployed
+    v1, v2, recipe = "0x" + "aa" * 32, "0x" + "bb" * 32, "0x" + "cc" * 32
+    record_version(
+        d.contracts, d.owner, version_hash=v1, parent_hash=None, recipe_hash=recipe, score=0.5
+    )
+    record_version(
+        d.contracts, d.owner, version_hash=v2, parent_hash=v1, recipe_hash=recipe, score=0.6345
+    )
+    records = lineage(d.contracts)
+    assert [(r.version_hash, r.parent_hash, r.score, r.index) for r in records] == [
+        (v1, "0x" + "00" * 32, 0.5, 0),
+        (v2, v1, 0.6345, 1),
+    ]
+    with pytest.raises(ValueError, match="32 bytes"):
+        record_version(
+            d.contracts,
+            d.owner,
+            version_hash="0x12",
+            parent_hash=None,
+            recipe_hash=recipe,
+            score=0.5,
+        )
