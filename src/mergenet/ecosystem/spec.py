@@ -1,0 +1,77 @@
+"""What the world is made of: one frozen, hashable description, derived from one seed.
+
+The spec's digest names the world's cache folder, so changing any number (or the format
+version below, when the code that builds the world changes meaning) builds a new world
+instead of reusing a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+WORLD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ContributorSpec:
+    name: str
+    tasks: tuple[str, ...]
+
+
+DEFAULT_CONTRIBUTORS: tuple[ContributorSpec, ...] = (
+    ContributorSpec("alice", ("add",)),
+    ContributorSpec("bob", ("sub",)),
+    ContributorSpec("carol", ("reverse",)),
+    ContributorSpec("dave", ("sort",)),
+    ContributorSpec("erin", ("count",)),
+    ContributorSpec("frank", ("lookup",)),
+    ContributorSpec("grace", ("convert", "compare")),
+    ContributorSpec("heidi", ("bits", "sequence")),
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    vocab_size: int = 2048
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 688
+    max_position_embeddings: int = 512
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    seed: int = 0
+    model: ModelSpec = field(default_factory=ModelSpec)
+    contributors: tuple[ContributorSpec, ...] = DEFAULT_CONTRIBUTORS
+    train_rows_per_task: int = 4000
+    """Size of each task's training pool (rows may repeat a question)."""
+    eval_rows_per_task: int = 64
+    """Distinct held-out (and dev) items per task in the world's Dharma sets."""
+    mc_fraction: float = 0.25
+    """Share of training rows given in the Dharma multiple-choice form (letter answers)."""
+    seq_len: int = 256
+    batch_size: int = 16
+    base_steps: int = 150
+    base_lr: float = 3e-3
+    contributor_steps: int = 40
+    contributor_lr: float = 1e-3
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        seen: list[str] = []
+        for c in self.contributors:
+            seen.extend(t for t in c.tasks if t not in seen)
+        return tuple(seen)
+
+    @property
+    def monolith_steps(self) -> int:
+        """Same total compute as all contributors together."""
+        return self.contributor_steps * len(self.contributors)
+
+    def digest(self) -> str:
+        payload = json.dumps({"format": WORLD_FORMAT, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]

@@ -1,0 +1,86 @@
+"""A small causal-LM training loop over packed rows (the world's base, specialists, monolith).
+
+Plain PyTorch rather than ``transformers.Trainer``: the loop needs the block-diagonal packed
+mask from ``mergenet.evaluator.packing`` and an exact, seed-determined order of rows, and at
+a few million parameters the Trainer's machinery costs more than the model.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from mergenet.evaluator.packing import chunk_stream, to_tensors
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int = 16
+    seq_len: int = 256
+    lr: float = 2e-3
+    warmup: int = 20
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+def sample_rows(pool: Sequence[Sequence[int]], seed: int) -> Iterator[Sequence[int]]:
+    """An endless, seed-determined stream of rows drawn from ``pool`` (epochs reshuffled)."""
+    rng = random.Random(seed)
+    order = list(range(len(pool)))
+    while True:
+        rng.shuffle(order)
+        for i in order:
+            yield pool[i]
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up then cosine decay to ``min_lr_ratio`` of the peak."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def train_lm(
+    model: torch.nn.Module,
+    rows: Iterator[Sequence[int]],
+    cfg: TrainConfig,
+    *,
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """Train ``model`` for ``cfg.steps`` steps on packed chunks of ``rows``; returns the losses."""
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
+    )
+    chunks = chunk_stream(rows, seq_len=cfg.seq_len)
+    model.train()
+    losses: list[float] = []
+    for step in range(cfg.steps):
+        batch = [next(chunks) for _ in range(cfg.batch_size)]
+        inputs = to_tensors(batch)
+        labels = inputs["input_ids"].clone()
+        # The first token of every segment has no prediction inside its row.
+        for b, pack in enumerate(batch):
+            for start, _ in pack.spans:
+                if start > 0:
+                    labels[b, start] = -100
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        loss = model(**inputs, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(loss))
+        if on_step:
+            on_step(step + 1, losses[-1])
+    model.eval()
+    return losses

@@ -1,0 +1,271 @@
+"""Build the self-contained model world: data, tokenizer, base, specialists, monolith.
+
+Everything is derived from ``WorldSpec`` (one seed) and cached under a folder named by the
+spec's digest. Each stage writes into a temporary folder and renames it into place when it
+is complete, so an interrupted build resumes at the first unfinished stage and a finished
+world is reused instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mergenet.ecosystem.rows import Item, draw_items, row_text
+from mergenet.ecosystem.spec import ContributorSpec, WorldSpec
+from mergenet.ecosystem.tasks import TASKS
+
+StageProgress = Callable[[str, int, int, str], None]
+"""(stage, done, total, note) — the CLI draws rich progress bars from it."""
+
+
+@dataclass(frozen=True)
+class World:
+    """Paths into a built world."""
+
+    root: Path
+    spec: WorldSpec
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def base_dir(self) -> Path:
+        return self.root / "base"
+
+    @property
+    def monolith_dir(self) -> Path:
+        return self.root / "monolith"
+
+    def contributor_dir(self, name: str) -> Path:
+        return self.root / "contributors" / name / "model"
+
+    def delta_path(self, name: str) -> Path:
+        return self.root / "contributors" / name / "delta.safetensors"
+
+    def contributor_data(self, name: str) -> Path:
+        return self.root / "contributors" / name / "train.jsonl"
+
+    def dharma_path(self, split: str) -> Path:
+        return self.root / "dharma" / f"{split}.jsonl"
+
+    @property
+    def report_path(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def contributor_names(self) -> list[str]:
+        return [c.name for c in self.spec.contributors]
+
+    def items(self, split: str) -> list[Item]:
+        """The world's Dharma items of ``split`` ("dev" or "heldout")."""
+        return [
+            Item(r["subject"], r["question"], tuple(r["choices"]), r["answer_index"])
+            for r in map(json.loads, self.root.joinpath("dharma", f"{split}.items.jsonl").open())
+        ]
+
+
+def world_dir(spec: WorldSpec, root: Path) -> Path:
+    return root / f"world-{spec.digest()}"
+
+
+def _stage(path: Path, build: Callable[[Path], None]) -> None:
+    """Run ``build`` into a temporary sibling of ``path`` and rename it into place."""
+    if path.exists():
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    build(tmp)
+    tmp.rename(path)
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _train_items(spec: WorldSpec, task: str) -> list[Item]:
+    return draw_items(
+        TASKS[task], n=spec.train_rows_per_task, seed=spec.seed, split="train", distinct=False
+    )
+
+
+def _build_data(spec: WorldSpec, out: Path) -> None:
+    for split in ("dev", "heldout"):
+        items = [
+            it
+            for task in spec.tasks
+            for it in draw_items(TASKS[task], n=spec.eval_rows_per_task, seed=spec.seed, split=split)
+        ]
+        _write_jsonl(out / f"{split}.jsonl", [it.dharma_row() for it in items])
+        _write_jsonl(
+            out / f"{split}.items.jsonl",
+            [
+                {"subject": it.subject, "question": it.question, "choices": list(it.choices),
+                 "answer_index": it.answer_index}
+                for it in items
+            ],
+        )
+
+
+def _tokenizer_texts(spec: WorldSpec) -> list[str]:
+    texts = []
+    for task in spec.tasks:
+        for it in _train_items(spec, task)[:1000]:
+            dharma = it.dharma_row()
+            texts += [row_text(it.completion_row()), row_text(dharma)]
+            texts.append(dharma["input"] + " " + dharma["output"])  # plain "Answer: C" form
+    return texts
+
+
+def _encode_pool(spec: WorldSpec, tokenizer, tasks: Sequence[str]) -> list[list[int]]:
+    """Training rows for ``tasks``: completion rows, with ``mc_fraction`` in Dharma form."""
+    from mergenet.evaluator.encoding import encode_completions, encode_texts
+
+    pool: list[list[int]] = []
+    for task in tasks:
+        items = _train_items(spec, task)
+        n_mc = int(len(items) * spec.mc_fraction)
+        pool += encode_texts(tokenizer, [row_text(it.dharma_row()) for it in items[:n_mc]])
+        pool += [ids for ids, _ in encode_completions(tokenizer, items[n_mc:])]
+    return pool
+
+
+def _new_model(spec: WorldSpec, tokenizer):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    m = spec.model
+    config = LlamaConfig(
+        vocab_size=m.vocab_size,
+        hidden_size=m.hidden_size,
+        num_hidden_layers=m.num_hidden_layers,
+        num_attention_heads=m.num_attention_heads,
+        num_key_value_heads=m.num_attention_heads,
+        intermediate_size=m.intermediate_size,
+        max_position_embeddings=m.max_position_embeddings,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(spec.seed)
+    return LlamaForCausalLM(config)
+
+
+def _train_and_save(
+    spec: WorldSpec,
+    model,
+    tokenizer,
+    pool: list[list[int]],
+    *,
+    steps: int,
+    lr: float,
+    seed: int,
+    out: Path,
+    stage: str,
+    progress: StageProgress,
+) -> dict:
+    from mergenet.ecosystem.training import TrainConfig, sample_rows, train_lm
+
+    cfg = TrainConfig(
+        steps=steps, batch_size=spec.batch_size, seq_len=spec.seq_len, lr=lr, seed=seed,
+        warmup=min(20, steps // 5),
+    )
+    started = time.time()
+    losses = train_lm(
+        model,
+        sample_rows(pool, seed),
+        cfg,
+        on_step=lambda s, loss: progress(stage, s, steps, f"loss {loss:.3f}"),
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    log = {"steps": steps, "lr": lr, "seconds": time.time() - started,
+           "first_loss": losses[0], "last_loss": sum(losses[-5:]) / len(losses[-5:])}
+    (out / "training.json").write_text(json.dumps(log, indent=2))
+    return log
+
+
+def _save_delta(base_dir: Path, tuned_dir: Path, out: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    base = load_file(base_dir / "model.safetensors")
+    tuned = load_file(tuned_dir / "model.safetensors")
+    save_file({k: (tuned[k] - base[k]).contiguous() for k in base}, str(out))
+
+
+def build_world(
+    spec: WorldSpec, root: Path, *, progress: StageProgress | None = None
+) -> World:
+    """Build (or reuse) the world described by ``spec`` under ``root``."""
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from mergenet.ecosystem.tokenizer import save_tokenizer, train_tokenizer
+
+    progress = progress or (lambda *_: None)
+    world = World(world_dir(spec, root), spec)
+    if (world.root / "manifest.json").exists():
+        return world
+    world.root.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+
+    _stage(world.root / "dharma", lambda out: _build_data(spec, out))
+    progress("data", 1, 1, "")
+    _stage(
+        world.tokenizer_dir,
+        lambda out: save_tokenizer(
+            train_tokenizer(_tokenizer_texts(spec), vocab_size=spec.model.vocab_size), out
+        ),
+    )
+    progress("tokenizer", 1, 1, "")
+    tokenizer = AutoTokenizer.from_pretrained(world.tokenizer_dir)
+
+    def base(out: Path) -> None:
+        model = _new_model(spec, tokenizer)
+        pool = _encode_pool(spec, tokenizer, spec.tasks)
+        _train_and_save(spec, model, tokenizer, pool, steps=spec.base_steps, lr=spec.base_lr,
+                        seed=spec.seed, out=out, stage="base", progress=progress)
+
+    _stage(world.base_dir, base)
+
+    def contributor(c: ContributorSpec, index: int) -> Callable[[Path], None]:
+        def build(out: Path) -> None:
+            model = LlamaForCausalLM.from_pretrained(world.base_dir)
+            pool = _encode_pool(spec, tokenizer, c.tasks)
+            model_dir = out / "model"
+            _train_and_save(spec, model, tokenizer, pool, steps=spec.contributor_steps,
+                            lr=spec.contributor_lr, seed=spec.seed * 1000 + index + 1,
+                            out=model_dir, stage=f"contributor {c.name}", progress=progress)
+            _save_delta(world.base_dir, model_dir, out / "delta.safetensors")
+            rows = [it.completion_row() for t in c.tasks for it in _train_items(spec, t)]
+            _write_jsonl(out / "train.jsonl", rows)
+        return build
+
+    for i, c in enumerate(spec.contributors):
+        _stage(world.root / "contributors" / c.name, contributor(c, i))
+
+    def monolith(out: Path) -> None:
+        model = LlamaForCausalLM.from_pretrained(world.base_dir)
+        tasks = [t for c in spec.contributors for t in c.tasks]
+        pool = _encode_pool(spec, tokenizer, tasks)
+        _train_and_save(spec, model, tokenizer, pool, steps=spec.monolith_steps,
+                        lr=spec.contributor_lr, seed=spec.seed * 1000, out=out,
+                        stage="monolith", progress=progress)
+
+    _stage(world.monolith_dir, monolith)
+    manifest = {"digest": spec.digest(), "spec": asdict(spec), "built_at": time.time()}
+    tmp = world.root / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.rename(world.root / "manifest.json")
+    return world
