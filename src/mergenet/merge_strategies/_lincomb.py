@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-CHUNK = 1 << 16
+from mergenet.merge_strategies._parallel import for_chunks
 
 
 def lincomb(
@@ -23,8 +23,8 @@ def lincomb(
     ds = [d.detach().reshape(-1) for d in deltas]
     n = b.numel()
     out = torch.empty(n, dtype=torch.float32)
-    for s in range(0, n, CHUNK):
-        e = min(n, s + CHUNK)
+
+    def chunk(s: int, e: int) -> None:
         o = out[s:e]
         if base_coef == 1.0:
             o.copy_(b[s:e])
@@ -33,4 +33,6 @@ def lincomb(
         for d, c in zip(ds, coefs, strict=True):
             if c != 0.0:
                 o.add_(d[s:e], alpha=c)
+
+    for_chunks(n, chunk)
     return out.reshape(shape)

@@ -1,0 +1,231 @@
+"""Merge speed: mergekit (run_merge and in-memory merge_state_dicts) vs mergenet's fast path.
+
+Builds a random Llama of ≥100M parameters locally (nothing downloaded) and four fine-tuned
+variants (base + small noise), then times the same 4-way merges with:
+
+* ``mergekit run_merge``   — load + merge + save, from a YAML, as the mergekit CLI runs it;
+* ``mergekit in-memory``  — ``mergekit.merge_methods.merge_state_dicts`` on loaded models;
+* ``mergenet in-memory``  — ``mergenet.merge_strategies.engine.merge_state_dict`` on the base
+  and the four deltas (the evolution loop's hot path);
+
+and reports mergenet's bytes processed per second — (k + 2) model sizes: base and k deltas
+read, output written — next to ``torch.add`` over the same bytes (three tensors per call: the
+memory-bandwidth floor). Usage::
+
+    python benchmarks/merge_speed.py            # ~100M params, a few minutes on 2 cores
+    python benchmarks/merge_speed.py --layers 2 --skip-run-merge   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+K = 4
+WEIGHTS = [0.3, 0.3, 0.2, 0.2]
+MERGES = [
+    ("task_arithmetic", {"lambda": 1.0}),
+    ("linear", {}),
+    ("ties", {"density": 0.5}),
+    ("dare_ties", {"density": 0.5}),
+]
+RUN_MERGE_METHODS = {"task_arithmetic", "ties", "dare_ties"}
+
+
+def build_models(layers: int, hidden: int, inter: int, vocab: int, seed: int = 0):
+    """(config, base state dict, [fine-tuned state dicts], [deltas]) — all float32."""
+    from transformers import LlamaConfig
+
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        num_key_value_heads=max(1, hidden // 64),
+        tie_word_embeddings=False,
+    )
+    head_dim = hidden // cfg.num_attention_heads
+    kv = cfg.num_key_value_heads * head_dim
+    shapes = {"model.embed_tokens.weight": (vocab, hidden)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        shapes |= {
+            p + "self_attn.q_proj.weight": (hidden, hidden),
+            p + "self_attn.k_proj.weight": (kv, hidden),
+            p + "self_attn.v_proj.weight": (kv, hidden),
+            p + "self_attn.o_proj.weight": (hidden, hidden),
+            p + "mlp.gate_proj.weight": (inter, hidden),
+            p + "mlp.up_proj.weight": (inter, hidden),
+            p + "mlp.down_proj.weight": (hidden, inter),
+            p + "input_layernorm.weight": (hidden,),
+            p + "post_attention_layernorm.weight": (hidden,),
+        }
+    shapes |= {"model.norm.weight": (hidden,), "lm_head.weight": (vocab, hidden)}
+    g = torch.Generator().manual_seed(seed)
+    base = {
+        n: (torch.ones(s) if len(s) == 1 else torch.randn(s, generator=g) * 0.02)
+        for n, s in shapes.items()
+    }
+    fts, deltas = [], []
+    for _ in range(K):
+        d = {n: torch.randn(t.shape, generator=g) * 0.002 for n, t in base.items()}
+        ft = {n: base[n] + d[n] for n in base}
+        fts.append(ft)
+        deltas.append({n: ft[n] - base[n] for n in base})
+    return cfg, base, fts, deltas
+
+
+def timed(fn, repeat: int = 1) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def torch_add_floor(base: dict[str, torch.Tensor]) -> float:
+    """Bytes/s of ``torch.add(a, b, out=c)`` over every tensor of the model (3 tensors/call)."""
+    others = {n: torch.randn_like(t) for n, t in base.items()}
+    outs = {n: torch.empty_like(t) for n, t in base.items()}
+
+    def run():
+        for n, t in base.items():
+            torch.add(t, others[n], out=outs[n])
+
+    nbytes = 3 * sum(t.numel() * 4 for t in base.values())
+    seconds, _ = timed(run, repeat=3)
+    return nbytes / seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--hidden", type=int, default=768)
+    ap.add_argument("--intermediate", type=int, default=2048)
+    ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--skip-run-merge", action="store_true")
+    ap.add_argument("--skip-mergekit", action="store_true", help="time mergenet only")
+    ap.add_argument("--only", nargs="*", help="subset of merges")
+    args = ap.parse_args()
+
+    from mergekit.merge_methods import merge_state_dicts
+
+    from mergenet.deltas.io import save_tensors
+    from mergenet.merge_strategies import engine, registry
+    from mergenet.merge_strategies.export import run_mergekit
+
+    cfg, base, fts, deltas = build_models(args.layers, args.hidden, args.intermediate, args.vocab)
+    nparams = sum(t.numel() for t in base.values())
+    model_bytes = nparams * 4
+    print(
+        f"model: {nparams / 1e6:.1f}M params ({model_bytes / 1e9:.2f} GB float32), k={K} deltas,"
+        f" torch threads={torch.get_num_threads()}"
+    )
+    floor = torch_add_floor(base)
+    print(f"torch.add floor: {floor / 1e9:.2f} GB/s")
+
+    tmp = Path(tempfile.mkdtemp(prefix="mergenet-bench-"))
+    paths = []
+    if not args.skip_run_merge and not args.skip_mergekit:
+        for j, sd in enumerate([base, *fts]):
+            d = tmp / f"m{j}"
+            d.mkdir()
+            cfg.save_pretrained(d)
+            save_tensors(sd, d / "model.safetensors", {"format": "pt"})
+            paths.append(str(d))
+
+    rows = []
+    merges = [m for m in MERGES if not args.only or m[0] in args.only]
+    for name, params in merges:
+        strategy = registry.get(name)
+        p = strategy.space.contain(params)
+        mk_params = strategy.mergekit_parameters(p, K, WEIGHTS)
+        row = {"merge": name}
+        if not args.skip_mergekit:
+            if strategy.base_input:
+                models = {"base": base, **{f"m{j}": ft for j, ft in enumerate(fts)}}
+            else:
+                models = {f"m{j}": ft for j, ft in enumerate(fts)}
+            with torch.no_grad():
+                t_mem, mk_out = timed(
+                    lambda models=models, mk_params=mk_params, strategy=strategy: merge_state_dicts(
+                        models,
+                        strategy.mergekit_method,
+                        parameters=mk_params,
+                        base="base" if strategy.base_input else None,
+                    )
+                )
+            row["mergekit in-memory s"] = t_mem
+            if not args.skip_run_merge and name in RUN_MERGE_METHODS:
+                config = {
+                    "merge_method": strategy.mergekit_method,
+                    "base_model": paths[0],
+                    "models": [
+                        {"model": paths[j + 1], "parameters": {"weight": WEIGHTS[j]}}
+                        for j in range(K)
+                    ],
+                    "parameters": {k: v for k, v in mk_params.items() if k != "weight"},
+                    "dtype": "float32",
+                }
+                out_dir = tmp / f"out-{name}"
+                t_run, _ = timed(
+                    lambda config=config, out_dir=out_dir: run_mergekit(config, out_dir)
+                )
+                shutil.rmtree(out_dir, ignore_errors=True)
+                row["mergekit run_merge s"] = t_run
+        t_ours, ours = timed(
+            lambda name=name, p=p: engine.merge_state_dict(name, base, deltas, WEIGHTS, p, seed=0),
+            repeat=2,
+        )
+        row["mergenet s"] = t_ours
+        if not args.skip_mergekit and not strategy.stochastic:
+            row["max |diff|"] = max(float((ours[n] - mk_out[n]).abs().max()) for n in ours)
+        bps = (K + 2) * model_bytes / t_ours
+        row["mergenet GB/s"] = bps / 1e9
+        row["% of torch.add"] = 100 * bps / floor
+        if "mergekit in-memory s" in row:
+            row["speedup vs in-memory"] = row["mergekit in-memory s"] / t_ours
+        rows.append(row)
+        del ours
+        gc.collect()
+        print(row, flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    cols = [
+        "merge",
+        "mergekit run_merge s",
+        "mergekit in-memory s",
+        "mergenet s",
+        "speedup vs in-memory",
+        "mergenet GB/s",
+        "% of torch.add",
+        "max |diff|",
+    ]
+    print()
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for row in rows:
+        cells = []
+        for c in cols:
+            v = row.get(c, "")
+            if isinstance(v, float):
+                v = f"{v:.1e}" if c == "max |diff|" else f"{v:.2f}"
+            cells.append(str(v))
+        print("| " + " | ".join(cells) + " |")
+    print(
+        f"\n{nparams / 1e6:.0f}M params, k={K}, float32; torch.add floor {floor / 1e9:.2f} GB/s; "
+        "GB/s counts (k+2) model sizes per merge."
+    )
+
+
+if __name__ == "__main__":
+    main()
