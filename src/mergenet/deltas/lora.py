@@ -70,6 +70,8 @@ class LoraDelta:
             if any(u in key for u in _UNSUPPORTED):
                 raise DeltaValidationError(f"{self.folder}: {key} is a DoRA tensor; not supported")
             name = key.removeprefix(PREFIX)
+            if ".base_layer." in name:
+                continue  # a frozen base weight PEFT saves with adapted embeddings: no change
             m = _LINEAR.match(name) or _EMBED.match(name)
             if m:
                 target = m["module"] + ".weight"
