@@ -89,14 +89,6 @@ def test_split_bucket_is_sha256_of_the_question_mod_100() -> None:
     assert split_of_question(question, dev_percent=0, heldout_percent=100) == "heldout"
     assert split_of_question(question, dev_percent=0, heldout_percent=0) == "train"
 
-
-def test_the_split_agrees_with_the_worlds_item_split() -> None:
-    rows_module = pytest.importorskip("mergenet.ecosystem.rows")
-    for i in range(300):
-        question = f"question number {i}"
-        assert split_of_question(question) == rows_module.split_of(question)
-
-
 @given(
     question=st.text(min_size=1, max_size=40).filter(lambda q: q.strip() and "\n" not in q),
     answer=st.integers(0, 3),

@@ -8,12 +8,15 @@ the Dharma row puts the four choices in ``input`` and a letter in ``output``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mergenet.ecosystem.tasks import TaskFamily
+from mergenet.evaluator.dharma import parse_row
+from mergenet.evaluator.sampling import split_of_question as split_of
 
 LETTERS = "ABCD"
 ANSWER_CUE = "\nAnswer:"
@@ -32,6 +35,12 @@ class Item:
     def answer(self) -> str:
         return self.choices[self.answer_index]
 
+    @classmethod
+    def from_dharma_row(cls, row: Mapping[str, Any]) -> Item:
+        """Any Dharma row (ours or real benchmark rows such as MMLU's) as an item."""
+        question, choices, answer = parse_row(row)
+        return cls(str(row.get("subject", "")), question, tuple(choices), answer)
+
     def completion_row(self) -> dict[str, str]:
         return {"input": self.question + ANSWER_CUE, "output": self.answer}
 
@@ -47,16 +56,6 @@ class Item:
 def row_text(row: dict[str, str]) -> str:
     """The text a row is trained and scored as: compact JSON, ``{`` … ``}``."""
     return json.dumps(row, ensure_ascii=False)
-
-
-def split_of(question: str, *, dev_percent: int = 10, heldout_percent: int = 15) -> str:
-    """Fixed split by content hash, so a held-out question never appears in training."""
-    bucket = int.from_bytes(hashlib.sha256(question.encode()).digest()[:4], "big") % 100
-    if bucket < heldout_percent:
-        return "heldout"
-    if bucket < heldout_percent + dev_percent:
-        return "dev"
-    return "train"
 
 
 def draw_items(
