@@ -16,8 +16,15 @@ def _tiny_llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
+    )
     return LlamaForCausalLM(cfg)
 
 
@@ -32,7 +39,7 @@ def _tiny_llama():
             target_modules=["q_proj", "embed_tokens"],
             rank_pattern={"layers.1.self_attn.q_proj": 2},
             alpha_pattern={"q_proj": 3},
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_expansion_matches_peft_merge(tmp_path, config):
@@ -65,5 +72,5 @@ def test_expansion_matches_peft_merge(tmp_path, config):
 
 def test_bad_adapters_are_rejected(tmp_path):
     (tmp_path / "a").mkdir()
-    with pytest.raises(DeltaValidationError, match="adapter_config.json"):
+    with pytest.raises(DeltaValidationError, match=r"adapter_config\.json"):
         LoraDelta(tmp_path / "a")

@@ -34,7 +34,7 @@ def _recipe(world, strategy, params=None, **kw):
 
 
 def test_build_twice_is_bit_identical_and_streaming_matches(world, tmp_path):
-    root, base_dir, base, _, _ = world
+    _, base_dir, base, _, _ = world
     r = _recipe(world, "dare_ties", {"density": 0.5}, seed=7, noise=NoiseSpec(seed=3, sigma=1e-3))
     a = build(r, base)
     b = build(r, ModelSource(base_dir))

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from mergenet.merge_strategies import _parallel
+from mergenet.merge_strategies._alloc import empty_f32
+from mergenet.merge_strategies._lincomb import lincomb
 from mergenet.merge_strategies._select import (
     bernoulli_threshold,
     kth_largest_abs,
@@ -122,18 +124,24 @@ def _prepare(
     return sel
 
 
-def _weighted_chunk(d: torch.Tensor, sel: _Sel, coef: float, s: int, e: int, out: torch.Tensor):
-    """``coef · sparsify(d)[s:e]`` into ``out``; None when the delta contributes nothing."""
-    if sel.kind == "zero":
-        return None
+def _fill_weighted(d: torch.Tensor, sel: _Sel, coef: float, s: int, e: int, out: torch.Tensor):
+    """Write ``coef · sparsify(d)[s:e]`` into ``out``."""
     chunk = d[s:e]
-    if sel.kind == "all":
-        return torch.mul(chunk, coef, out=out)
-    if sel.kind == "thr":
-        return torch.mul(F.hardshrink(chunk, sel.shrink), coef, out=out)
-    assert sel.lanes is not None
-    mask = _mask_chunk(sel.lanes[s:e], sel.threshold, e - s)
-    return torch.mul(chunk, mask, out=out).mul_(coef)
+    if sel.kind == "zero":
+        out.zero_()
+    elif sel.kind == "all":
+        torch.mul(chunk, coef, out=out)
+    elif sel.kind == "thr":
+        torch.hardshrink(chunk, sel.shrink, out=out).mul_(coef)
+    else:
+        assert sel.lanes is not None
+        out.copy_(sel.lanes[s:e]).neg_().add_(sel.threshold).clamp_(0.0, 1.0)
+        out.mul_(chunk).mul_(coef)
+
+
+def _stack(name: str, k: int, m: int) -> torch.Tensor:
+    """A per-thread (k, m) float32 buffer."""
+    return _scratch(name, k * _parallel.CHUNK)[: k * m].view(k, m)
 
 
 def gta_kernel(
@@ -172,52 +180,47 @@ def gta_kernel(
         ]
     )  # type: ignore[assignment]
     coef = [w[j] * sels[j].scale for j in range(k)]
-    out = torch.empty(n, dtype=torch.float32)
-
     if not consensus:
         divisor = sum(w) if normalize else 1.0
         if abs(divisor) < 1e-8:
             divisor = 1.0
         factor = lam / divisor
+        live = [j for j in range(k) if sels[j].kind != "zero"]
+        if all(sels[j].kind == "all" for j in live):
+            return lincomb(b, 1.0, [ds[j] for j in live], [coef[j] * factor for j in live]).reshape(
+                shape
+            )
+        out = empty_f32(n)
 
         def linear_chunk(s: int, e: int) -> None:
-            acc = _scratch("acc", e - s).zero_()
-            tmp = _scratch("v0", e - s)
-            for j in range(k):
-                v = _weighted_chunk(ds[j], sels[j], coef[j], s, e, tmp)
-                if v is not None:
-                    acc.add_(v)
+            m = e - s
+            acc = _scratch("acc", m).zero_()
+            tmp = _scratch("v0", m)
+            for j in live:
+                _fill_weighted(ds[j], sels[j], coef[j], s, e, tmp)
+                acc.add_(tmp)
             torch.add(b[s:e], acc, alpha=factor, out=out[s:e])
 
         _parallel.for_chunks(n, linear_chunk)
         return out.reshape(shape)
 
+    out = empty_f32(n)
+    wcol = torch.tensor(w, dtype=torch.float32)[:, None]
+
     def ties_chunk(s: int, e: int) -> None:
         m = e - s
-        vs = []
+        V = _stack("V", k, m)
         for j in range(k):
-            v = _weighted_chunk(ds[j], sels[j], coef[j], s, e, _scratch(f"v{j}", m))
-            if v is not None:
-                vs.append((v, w[j]))
-        if not vs:
-            out[s:e].copy_(b[s:e])
-            return
-        total = _scratch("total", m).copy_(vs[0][0])
-        for v, _ in vs[1:]:
-            total.add_(v)
-        # Elected sign: +1 where the sum is >= 0 (also +0), -1 elsewhere, as mergekit.
-        total.add_(0.0)  # -0.0 + 0.0 == +0.0, so an all-zero sum elects +1 like mergekit's >= 0
+            _fill_weighted(ds[j], sels[j], coef[j], s, e, V[j])
+        # mergekit: sign_weight = deltas.sum(dim=0); the same reduction, the same rounding.
+        total = torch.sum(V, 0, out=_scratch("total", m)).add_(0.0)  # -0 -> +0: elects +1
         sgn = torch.copysign(_scratch("one", m).fill_(1.0), total, out=_scratch("sgn", m))
-        mixed = _scratch("mixed", m).zero_()
-        div = _scratch("div", m).zero_() if normalize else None
-        for v, wj in vs:
-            agree = v.mul_(sgn).clamp_(min=0.0)  # v·sgn > 0 exactly where v agrees
-            mixed.add_(agree)
-            if div is not None:
-                div.add_(torch.sign(agree, out=_scratch("ind", m)), alpha=wj)
-        mixed.mul_(sgn)
-        if div is not None:
-            div.add_(torch.eq(div, 0.0, out=_scratch("ind", m)))  # empty divisor -> 1
+        V.mul_(sgn).clamp_(min=0.0)  # v·sgn > 0 exactly where v agrees with the elected sign
+        mixed = torch.sum(V, 0, out=_scratch("mixed", m)).mul_(sgn)
+        if normalize:
+            ind = torch.sign(V, out=_stack("ind", k, m)).mul_(wcol)
+            div = torch.sum(ind, 0, out=_scratch("div", m))
+            div.add_(torch.eq(div, 0.0, out=_scratch("total", m)))  # empty divisor -> 1
             mixed.div_(div)
         torch.add(b[s:e], mixed, alpha=lam, out=out[s:e])
 

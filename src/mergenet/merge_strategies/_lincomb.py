@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from mergenet.merge_strategies._alloc import empty_f32
 from mergenet.merge_strategies._parallel import for_chunks
 
 
@@ -22,7 +23,7 @@ def lincomb(
     b = base.detach().reshape(-1)
     ds = [d.detach().reshape(-1) for d in deltas]
     n = b.numel()
-    out = torch.empty(n, dtype=torch.float32)
+    out = empty_f32(n)
 
     def chunk(s: int, e: int) -> None:
         o = out[s:e]

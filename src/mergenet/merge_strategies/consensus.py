@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from mergenet.merge_strategies._alloc import empty_f32
 from mergenet.merge_strategies._common import lam
 from mergenet.merge_strategies.space import ParamSpace, f
 from mergenet.merge_strategies.strategy import Strategy
@@ -75,7 +76,7 @@ def consensus_kernel(
     w = torch.tensor([float(x) for x in weights], dtype=torch.float32)
     eps, gamma, scale = float(params["epsilon"]), float(params["gamma"]), float(params["lambda"])
     n = b.numel()
-    out = torch.empty(n, dtype=torch.float32)
+    out = empty_f32(n)
     for s in range(0, n, CHUNK):
         e = min(n, s + CHUNK)
         delta = resolve(torch.stack([d[s:e] for d in ds]), w, eps, gamma)
