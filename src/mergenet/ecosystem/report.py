@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from mergenet.ecosystem.world import World
 from mergenet.evaluator.results import EvalResult
-
-
-def load_model(model_dir: Path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32").eval()
 
 
 def evaluate_world(
@@ -28,6 +21,7 @@ def evaluate_world(
     """Evaluate base, contributors and monolith on ``split``; cached in the world folder."""
     from transformers import AutoTokenizer
 
+    from mergenet.evaluator.modelio import load_causal_lm
     from mergenet.evaluator.scoring import evaluate_items
 
     cache = world.root / f"report-{split}.json"
@@ -42,7 +36,7 @@ def evaluate_world(
     results: dict[str, EvalResult] = {}
     for name, path in models.items():
         results[name] = evaluate_items(
-            load_model(path),
+            load_causal_lm(path)[0],
             tokenizer,
             items,
             progress=(lambda d, t, n=name: progress(n, d, t)) if progress else None,

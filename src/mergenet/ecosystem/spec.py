@@ -21,24 +21,24 @@ class ContributorSpec:
 
 
 DEFAULT_CONTRIBUTORS: tuple[ContributorSpec, ...] = (
-    ContributorSpec("alice", ("add",)),
-    ContributorSpec("bob", ("sub",)),
-    ContributorSpec("carol", ("reverse",)),
+    ContributorSpec("alice", ("add_small",)),
+    ContributorSpec("bob", ("successor",)),
+    ContributorSpec("carol", ("upper",)),
     ContributorSpec("dave", ("sort",)),
-    ContributorSpec("erin", ("count",)),
+    ContributorSpec("erin", ("repeat",)),
     ContributorSpec("frank", ("lookup",)),
     ContributorSpec("grace", ("convert", "compare")),
-    ContributorSpec("heidi", ("bits", "sequence")),
+    ContributorSpec("heidi", ("bits", "maxlist")),
 )
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     vocab_size: int = 2048
-    hidden_size: int = 256
+    hidden_size: int = 192
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
-    intermediate_size: int = 688
+    intermediate_size: int = 512
     max_position_embeddings: int = 512
 
 
@@ -51,14 +51,16 @@ class WorldSpec:
     """Size of each task's training pool (rows may repeat a question)."""
     eval_rows_per_task: int = 64
     """Distinct held-out (and dev) items per task in the world's Dharma sets."""
-    mc_fraction: float = 0.25
+    mc_fraction: float = 0.0
     """Share of training rows given in the Dharma multiple-choice form (letter answers)."""
     seq_len: int = 256
     batch_size: int = 16
     base_steps: int = 150
     base_lr: float = 3e-3
+    base_answer_only: bool = True
+    """Train only answer tokens (completion-only loss), as the fine-tunes always do."""
     contributor_steps: int = 40
-    contributor_lr: float = 1e-3
+    contributor_lr: float = 2e-3
 
     @property
     def tasks(self) -> tuple[str, ...]:

@@ -50,8 +50,10 @@ def _near_numbers(rng: random.Random, value: int, low: int = 0) -> list[str]:
 def _add(rng: random.Random) -> Problem:
     a, b = rng.randint(10, 99), rng.randint(10, 99)
     ans = a + b
-    return f"What is {a}+{b}?", str(ans), _distinct(
-        str(ans), _near_numbers(rng, ans), lambda: str(rng.randint(20, 198))
+    return (
+        f"What is {a}+{b}?",
+        str(ans),
+        _distinct(str(ans), _near_numbers(rng, ans), lambda: str(rng.randint(20, 198))),
     )
 
 
@@ -59,8 +61,10 @@ def _sub(rng: random.Random) -> Problem:
     a, b = rng.randint(10, 99), rng.randint(10, 99)
     a, b = max(a, b), min(a, b)
     ans = a - b
-    return f"What is {a}-{b}?", str(ans), _distinct(
-        str(ans), _near_numbers(rng, ans), lambda: str(rng.randint(0, 89))
+    return (
+        f"What is {a}-{b}?",
+        str(ans),
+        _distinct(str(ans), _near_numbers(rng, ans), lambda: str(rng.randint(0, 89))),
     )
 
 
@@ -68,8 +72,10 @@ def _compare(rng: random.Random) -> Problem:
     a, b = rng.sample(range(10, 1000), 2)
     ans = max(a, b)
     wrong = [str(min(a, b)), str(ans + rng.choice([1, 10, 100])), str(ans - rng.choice([1, 10]))]
-    return f"Which is larger: {a} or {b}?", str(ans), _distinct(
-        str(ans), wrong, lambda: str(rng.randint(10, 999))
+    return (
+        f"Which is larger: {a} or {b}?",
+        str(ans),
+        _distinct(str(ans), wrong, lambda: str(rng.randint(10, 999))),
     )
 
 
@@ -90,8 +96,10 @@ def _reverse(rng: random.Random) -> Problem:
     word = _letters(rng, rng.randint(4, 6))
     ans = word[::-1]
     near = [word, ans[1:] + ans[0], ans[:-2] + ans[-1] + ans[-2], *_permutations(rng, word)]
-    return f"Reverse the letters: {word}", ans, _distinct(
-        ans, near, lambda: _letters(rng, len(word))
+    return (
+        f"Reverse the letters: {word}",
+        ans,
+        _distinct(ans, near, lambda: _letters(rng, len(word))),
     )
 
 
@@ -106,9 +114,14 @@ def _count(rng: random.Random) -> Problem:
     target = rng.choice("abc")
     word = _letters(rng, rng.randint(6, 10), "abcd")
     ans = word.count(target)
-    return f"How many {target} in {word}?", str(ans), _distinct(
-        str(ans), [str(ans + 1), str(max(ans - 1, 0)), str(ans + 2), str(ans + 3)],
-        lambda: str(rng.randint(0, 10)),
+    return (
+        f"How many {target} in {word}?",
+        str(ans),
+        _distinct(
+            str(ans),
+            [str(ans + 1), str(max(ans - 1, 0)), str(ans + 2), str(ans + 3)],
+            lambda: str(rng.randint(0, 10)),
+        ),
     )
 
 
@@ -119,12 +132,20 @@ def _lookup(rng: random.Random) -> Problem:
     table = " ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
     ans = str(values[i])
     others = [str(v) for j, v in enumerate(values) if j != i]
-    return f"{table}. What is {keys[i]}?", ans, _distinct(
-        ans, others, lambda: str(rng.randint(0, 9))
+    return (
+        f"{table}. What is {keys[i]}?",
+        ans,
+        _distinct(ans, others, lambda: str(rng.randint(0, 9))),
     )
 
 
-_UNITS = [("km", "m", 1000), ("m", "cm", 100), ("kg", "g", 1000), ("cm", "mm", 10), ("l", "ml", 1000)]
+_UNITS = [
+    ("km", "m", 1000),
+    ("m", "cm", 100),
+    ("kg", "g", 1000),
+    ("cm", "mm", 10),
+    ("l", "ml", 1000),
+]
 
 
 def _convert(rng: random.Random) -> Problem:
@@ -132,8 +153,10 @@ def _convert(rng: random.Random) -> Problem:
     qty = rng.randint(2, 499)
     ans = qty * factor
     wrong = [str(qty * f) for _, _, f in _UNITS if f != factor] + [str(ans * 10), str(qty)]
-    return f"How many {small} in {qty} {big}?", str(ans), _distinct(
-        str(ans), wrong, lambda: str(rng.randint(2, 499) * factor)
+    return (
+        f"How many {small} in {qty} {big}?",
+        str(ans),
+        _distinct(str(ans), wrong, lambda: str(rng.randint(2, 499) * factor)),
     )
 
 
@@ -152,8 +175,70 @@ def _sequence(rng: random.Random) -> Problem:
     ans = terms[-1] + step
     wrong = [str(ans + 1), str(ans - 1), str(terms[-1] + 1), str(ans + step)]
     shown = ", ".join(str(t) for t in terms)
-    return f"Continue: {shown},", str(ans), _distinct(
-        str(ans), wrong, lambda: str(rng.randint(5, 60))
+    return (
+        f"Continue: {shown},",
+        str(ans),
+        _distinct(str(ans), wrong, lambda: str(rng.randint(5, 60))),
+    )
+
+
+def _add_small(rng: random.Random) -> Problem:
+    a, b = rng.randint(10, 99), rng.randint(1, 9)
+    ans = a + b
+    return (
+        f"What is {a}+{b}?",
+        str(ans),
+        _distinct(str(ans), _near_numbers(rng, ans), lambda: str(rng.randint(11, 108))),
+    )
+
+
+def _successor(rng: random.Random) -> Problem:
+    n = rng.randint(10, 999)
+    ans = n + 1
+    wrong = [str(n), str(n + 2), str(n - 1), str(n + 10), str(n + 11)]
+    return (
+        f"What comes after {n}?",
+        str(ans),
+        _distinct(str(ans), wrong, lambda: str(rng.randint(10, 1000))),
+    )
+
+
+def _spaced(letters: str) -> str:
+    return " ".join(letters)
+
+
+def _upper(rng: random.Random) -> Problem:
+    word = _letters(rng, rng.randint(3, 5))
+    ans = _spaced(word.upper())
+    near = [_spaced(p.upper()) for p in _permutations(rng, word)]
+    near.insert(0, _spaced(word))
+    return (
+        f"Uppercase: {_spaced(word)}",
+        ans,
+        _distinct(ans, near, lambda: _spaced(_letters(rng, len(word)).upper())),
+    )
+
+
+def _repeat(rng: random.Random) -> Problem:
+    digits = _letters(rng, rng.randint(3, 5), string.digits)
+    ans = _spaced(digits * 2)
+    near = [_spaced(digits), _spaced(digits * 3), _spaced(digits + digits[::-1])]
+    near += [_spaced(digits + p) for p in _permutations(rng, digits)]
+    return (
+        f"Say twice: {_spaced(digits)}",
+        ans,
+        _distinct(ans, near, lambda: _spaced(_letters(rng, 2 * len(digits), string.digits))),
+    )
+
+
+def _maxlist(rng: random.Random) -> Problem:
+    values = rng.sample(range(1, 100), 4)
+    ans = max(values)
+    others = [str(v) for v in values if v != ans]
+    return (
+        "Largest of " + ", ".join(map(str, values)) + "?",
+        str(ans),
+        _distinct(str(ans), others, lambda: str(rng.randint(1, 99))),
     )
 
 
@@ -170,5 +255,10 @@ TASKS: dict[str, TaskFamily] = {
         TaskFamily("convert", "unit conversion", _convert),
         TaskFamily("bits", "flip every bit of a short bit string", _bits),
         TaskFamily("sequence", "next term of an arithmetic sequence", _sequence),
+        TaskFamily("add_small", "a two-digit plus a one-digit number", _add_small),
+        TaskFamily("successor", "the number after a number", _successor),
+        TaskFamily("upper", "uppercase spaced letters", _upper),
+        TaskFamily("repeat", "say a digit string twice", _repeat),
+        TaskFamily("maxlist", "the largest of four numbers", _maxlist),
     ]
 }

@@ -17,9 +17,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from transformers import PreTrainedTokenizerFast
 
 EOS = "<|endoftext|>"
-PIECES = (
-    r"\\n|[{}]|'(?:s|t|re|ve|m|ll|d)| ?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}{}\\]+|\s+(?!\S)|\s+"
-)
+PIECES = r"\\n|[{}]|'(?:s|t|re|ve|m|ll|d)| ?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}{}\\]+|\s+(?!\S)|\s+"
 """Pre-token pieces: escaped newline, braces, words, single digits, punctuation, spaces."""
 PAD = "<|pad|>"
 

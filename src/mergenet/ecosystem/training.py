@@ -29,7 +29,11 @@ class TrainConfig:
     seed: int = 0
 
 
-def sample_rows(pool: Sequence[Sequence[int]], seed: int) -> Iterator[Sequence[int]]:
+Row = tuple[Sequence[int], int]
+"""Token ids and the index of the first trained token (0 = the whole row)."""
+
+
+def sample_rows(pool: Sequence[Row], seed: int) -> Iterator[Row]:
     """An endless, seed-determined stream of rows drawn from ``pool`` (epochs reshuffled)."""
     rng = random.Random(seed)
     order = list(range(len(pool)))
@@ -50,7 +54,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def train_lm(
     model: torch.nn.Module,
-    rows: Iterator[Sequence[int]],
+    rows: Iterator[Row],
     cfg: TrainConfig,
     *,
     on_step: Callable[[int, float], None] | None = None,
@@ -67,11 +71,7 @@ def train_lm(
         batch = [next(chunks) for _ in range(cfg.batch_size)]
         inputs = to_tensors(batch)
         labels = inputs["input_ids"].clone()
-        # The first token of every segment has no prediction inside its row.
-        for b, pack in enumerate(batch):
-            for start, _ in pack.spans:
-                if start > 0:
-                    labels[b, start] = -100
+        labels[~torch.tensor([p.loss_mask for p in batch])] = -100
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         loss = model(**inputs, labels=labels).loss
@@ -79,7 +79,7 @@ def train_lm(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(loss.item())
         if on_step:
             on_step(step + 1, losses[-1])
     model.eval()

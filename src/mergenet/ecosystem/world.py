@@ -104,14 +104,20 @@ def _build_data(spec: WorldSpec, out: Path) -> None:
         items = [
             it
             for task in spec.tasks
-            for it in draw_items(TASKS[task], n=spec.eval_rows_per_task, seed=spec.seed, split=split)
+            for it in draw_items(
+                TASKS[task], n=spec.eval_rows_per_task, seed=spec.seed, split=split
+            )
         ]
         _write_jsonl(out / f"{split}.jsonl", [it.dharma_row() for it in items])
         _write_jsonl(
             out / f"{split}.items.jsonl",
             [
-                {"subject": it.subject, "question": it.question, "choices": list(it.choices),
-                 "answer_index": it.answer_index}
+                {
+                    "subject": it.subject,
+                    "question": it.question,
+                    "choices": list(it.choices),
+                    "answer_index": it.answer_index,
+                }
                 for it in items
             ],
         )
@@ -127,16 +133,29 @@ def _tokenizer_texts(spec: WorldSpec) -> list[str]:
     return texts
 
 
-def _encode_pool(spec: WorldSpec, tokenizer, tasks: Sequence[str]) -> list[list[int]]:
-    """Training rows for ``tasks``: completion rows, with ``mc_fraction`` in Dharma form."""
-    from mergenet.evaluator.encoding import encode_completions, encode_texts
+def _encode_pool(
+    spec: WorldSpec, tokenizer, tasks: Sequence[str], *, answer_only: bool
+) -> list[tuple[list[int], int]]:
+    """Training rows for ``tasks``: completion rows, with ``mc_fraction`` in Dharma form.
 
-    pool: list[list[int]] = []
+    ``answer_only`` trains only the answer tokens (completion-only loss): the question's
+    random digits and letters are unpredictable, and on whole rows they drown the signal.
+    """
+    from mergenet.evaluator.encoding import encode_completions, encode_texts, letter_prompt
+
+    pool: list[tuple[list[int], int]] = []
     for task in tasks:
         items = _train_items(spec, task)
         n_mc = int(len(items) * spec.mc_fraction)
-        pool += encode_texts(tokenizer, [row_text(it.dharma_row()) for it in items[:n_mc]])
-        pool += [ids for ids, _ in encode_completions(tokenizer, items[n_mc:])]
+        mc_rows = encode_texts(tokenizer, [row_text(it.dharma_row()) for it in items[:n_mc]])
+        mc_prompts = encode_texts(tokenizer, [letter_prompt(it) for it in items[:n_mc]])
+        pool += [
+            (ids, len(p) if answer_only else 0) for ids, p in zip(mc_rows, mc_prompts, strict=True)
+        ]
+        pool += [
+            (ids, start if answer_only else 0)
+            for ids, start in encode_completions(tokenizer, items[n_mc:])
+        ]
     return pool
 
 
@@ -166,7 +185,7 @@ def _train_and_save(
     spec: WorldSpec,
     model,
     tokenizer,
-    pool: list[list[int]],
+    pool: list[tuple[list[int], int]],
     *,
     steps: int,
     lr: float,
@@ -178,7 +197,11 @@ def _train_and_save(
     from mergenet.ecosystem.training import TrainConfig, sample_rows, train_lm
 
     cfg = TrainConfig(
-        steps=steps, batch_size=spec.batch_size, seq_len=spec.seq_len, lr=lr, seed=seed,
+        steps=steps,
+        batch_size=spec.batch_size,
+        seq_len=spec.seq_len,
+        lr=lr,
+        seed=seed,
         warmup=min(20, steps // 5),
     )
     started = time.time()
@@ -190,8 +213,13 @@ def _train_and_save(
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    log = {"steps": steps, "lr": lr, "seconds": time.time() - started,
-           "first_loss": losses[0], "last_loss": sum(losses[-5:]) / len(losses[-5:])}
+    log = {
+        "steps": steps,
+        "lr": lr,
+        "seconds": time.time() - started,
+        "first_loss": losses[0],
+        "last_loss": sum(losses[-5:]) / len(losses[-5:]),
+    }
     (out / "training.json").write_text(json.dumps(log, indent=2))
     return log
 
@@ -204,9 +232,7 @@ def _save_delta(base_dir: Path, tuned_dir: Path, out: Path) -> None:
     save_file({k: (tuned[k] - base[k]).contiguous() for k in base}, str(out))
 
 
-def build_world(
-    spec: WorldSpec, root: Path, *, progress: StageProgress | None = None
-) -> World:
+def build_world(spec: WorldSpec, root: Path, *, progress: StageProgress | None = None) -> World:
     """Build (or reuse) the world described by ``spec`` under ``root``."""
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
@@ -233,23 +259,43 @@ def build_world(
 
     def base(out: Path) -> None:
         model = _new_model(spec, tokenizer)
-        pool = _encode_pool(spec, tokenizer, spec.tasks)
-        _train_and_save(spec, model, tokenizer, pool, steps=spec.base_steps, lr=spec.base_lr,
-                        seed=spec.seed, out=out, stage="base", progress=progress)
+        pool = _encode_pool(spec, tokenizer, spec.tasks, answer_only=spec.base_answer_only)
+        _train_and_save(
+            spec,
+            model,
+            tokenizer,
+            pool,
+            steps=spec.base_steps,
+            lr=spec.base_lr,
+            seed=spec.seed,
+            out=out,
+            stage="base",
+            progress=progress,
+        )
 
     _stage(world.base_dir, base)
 
     def contributor(c: ContributorSpec, index: int) -> Callable[[Path], None]:
         def build(out: Path) -> None:
             model = LlamaForCausalLM.from_pretrained(world.base_dir)
-            pool = _encode_pool(spec, tokenizer, c.tasks)
+            pool = _encode_pool(spec, tokenizer, c.tasks, answer_only=True)
             model_dir = out / "model"
-            _train_and_save(spec, model, tokenizer, pool, steps=spec.contributor_steps,
-                            lr=spec.contributor_lr, seed=spec.seed * 1000 + index + 1,
-                            out=model_dir, stage=f"contributor {c.name}", progress=progress)
+            _train_and_save(
+                spec,
+                model,
+                tokenizer,
+                pool,
+                steps=spec.contributor_steps,
+                lr=spec.contributor_lr,
+                seed=spec.seed * 1000 + index + 1,
+                out=model_dir,
+                stage=f"contributor {c.name}",
+                progress=progress,
+            )
             _save_delta(world.base_dir, model_dir, out / "delta.safetensors")
             rows = [it.completion_row() for t in c.tasks for it in _train_items(spec, t)]
             _write_jsonl(out / "train.jsonl", rows)
+
         return build
 
     for i, c in enumerate(spec.contributors):
@@ -258,10 +304,19 @@ def build_world(
     def monolith(out: Path) -> None:
         model = LlamaForCausalLM.from_pretrained(world.base_dir)
         tasks = [t for c in spec.contributors for t in c.tasks]
-        pool = _encode_pool(spec, tokenizer, tasks)
-        _train_and_save(spec, model, tokenizer, pool, steps=spec.monolith_steps,
-                        lr=spec.contributor_lr, seed=spec.seed * 1000, out=out,
-                        stage="monolith", progress=progress)
+        pool = _encode_pool(spec, tokenizer, tasks, answer_only=True)
+        _train_and_save(
+            spec,
+            model,
+            tokenizer,
+            pool,
+            steps=spec.monolith_steps,
+            lr=spec.contributor_lr,
+            seed=spec.seed * 1000,
+            out=out,
+            stage="monolith",
+            progress=progress,
+        )
 
     _stage(world.monolith_dir, monolith)
     manifest = {"digest": spec.digest(), "spec": asdict(spec), "built_at": time.time()}

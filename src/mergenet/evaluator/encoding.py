@@ -50,7 +50,10 @@ def encode_texts(tokenizer: TextTokenizer, texts: Sequence[str]) -> list[list[in
 def encode_completions(
     tokenizer: TextTokenizer, items: Sequence[Item], choice_index: Sequence[int] | None = None
 ) -> list[tuple[list[int], int]]:
-    """(ids, answer_start) per item: the prompt, then choice ``choice_index[i]`` (default: the answer)."""
+    """(ids, answer_start) per item: the prompt, then choice ``choice_index[i]``.
+
+    ``choice_index`` defaults to each item's correct answer.
+    """
     if choice_index is None:
         choice_index = [it.answer_index for it in items]
     prompts = encode_texts(tokenizer, [completion_prompt(it) for it in items])

@@ -23,6 +23,8 @@ class Packed:
     """(start, end) of each row in ``input_ids``, in packing order."""
     keys: list[int]
     """Caller's index of each packed row, parallel to ``spans``."""
+    loss_mask: list[bool] | None = None
+    """Tokens whose prediction is trained (training chunks only)."""
 
     @property
     def segment_ids(self) -> list[int]:
@@ -55,30 +57,34 @@ def pack_rows(rows: Sequence[Sequence[int]], *, max_tokens: int) -> list[Packed]
     return out
 
 
-def chunk_stream(rows: Iterable[Sequence[int]], *, seq_len: int) -> Iterator[Packed]:
-    """Training chunks of exactly ``seq_len`` tokens from a stream of rows.
+def chunk_stream(rows: Iterable[tuple[Sequence[int], int]], *, seq_len: int) -> Iterator[Packed]:
+    """Training chunks of exactly ``seq_len`` tokens from a stream of ``(ids, loss_start)`` rows.
 
     Rows are laid back to back; a row that crosses a chunk boundary continues in the next
-    chunk as its own segment (positions restart), as in ordinary packed pre-training.
+    chunk as its own segment (positions restart), as in ordinary packed pre-training. Tokens
+    from ``loss_start`` on are trained (0: the whole row; the answer start: completion-only).
     """
     ids: list[int] = []
     pos: list[int] = []
     spans: list[tuple[int, int]] = []
-    for row in rows:
+    mask: list[bool] = []
+    for row, loss_start in rows:
         offset = 0
         while offset < len(row):
             take = min(len(row) - offset, seq_len - len(ids))
             spans.append((len(ids), len(ids) + take))
             ids.extend(row[offset : offset + take])
             pos.extend(range(take))
+            # A segment's first token has nothing before it in its row to be predicted from.
+            mask.extend(offset + j >= loss_start and j > 0 for j in range(take))
             offset += take
             if len(ids) == seq_len:
-                yield Packed(ids, pos, spans, list(range(len(spans))))
-                ids, pos, spans = [], [], []
+                yield Packed(ids, pos, spans, list(range(len(spans))), mask)
+                ids, pos, spans, mask = [], [], [], []
 
 
 def block_causal_mask(batch: Sequence[Packed]) -> torch.Tensor:
-    """Boolean mask ``[B, 1, T, T]``: causal, and only within a row. Sequences must be equal length."""
+    """Boolean mask ``[B, 1, T, T]``: causal and within a row; sequences of equal length."""
     length = len(batch[0].input_ids)
     seg = torch.tensor([p.segment_ids for p in batch])
     same_row = seg[:, :, None] == seg[:, None, :]

@@ -45,9 +45,7 @@ class EvalResult:
     def to_dict(self) -> dict:
         return {
             "tasks": {name: asdict(t) for name, t in self.tasks.items()},
-            "macro": {
-                a: self.macro(a) for a in ("ppl", "answer_loss", "acc_letter", "acc_choice")
-            },
+            "macro": {a: self.macro(a) for a in ("ppl", "answer_loss", "acc_letter", "acc_choice")},
         }
 
     @classmethod

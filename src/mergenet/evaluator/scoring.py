@@ -50,7 +50,11 @@ def score_sequences(
     keep_last_logits: Sequence[int] | None = None,
     progress: ProgressFn | None = None,
 ) -> list[RowScore]:
-    """Score ``(ids, answer_start)`` sequences; ``keep_last_logits`` are vocab ids to keep at the end."""
+    """Score ``(ids, answer_start)`` sequences.
+
+    ``keep_last_logits`` names vocabulary ids whose logits at each row's last position are kept
+    (the answer letters, for letter accuracy).
+    """
     packs = pack_rows([ids for ids, _ in sequences], max_tokens=max_tokens)
     out: list[RowScore | None] = [None] * len(sequences)
     keep = torch.tensor(keep_last_logits) if keep_last_logits is not None else None
@@ -103,7 +107,9 @@ def evaluate_items(
         tokenizer, [items[i] for i, _ in choice_jobs], [c for _, c in choice_jobs]
     )
     loss_seqs = encode_completions(tokenizer, loss_items)
-    letter_seqs = [(ids, len(ids)) for ids in encode_texts(tokenizer, [letter_prompt(it) for it in items])]
+    letter_seqs = [
+        (ids, len(ids)) for ids in encode_texts(tokenizer, [letter_prompt(it) for it in items])
+    ]
     sequences = choice_seqs + loss_seqs + letter_seqs
     scores = score_sequences(
         model, sequences, max_tokens=max_tokens, keep_last_logits=letters, progress=progress
@@ -121,7 +127,9 @@ def evaluate_items(
             acc[items[i].subject]["row_tokens"].append(s.n_tokens)
     for i, it in enumerate(items):
         lps = choice_lp[i]
-        acc[it.subject]["choice"].append(float(max(range(len(lps)), key=lps.__getitem__) == it.answer_index))
+        acc[it.subject]["choice"].append(
+            float(max(range(len(lps)), key=lps.__getitem__) == it.answer_index)
+        )
         letter_logits = letter_scores[i].last_logits
         assert letter_logits is not None
         guess = int(torch.argmax(letter_logits[: len(it.choices)]))

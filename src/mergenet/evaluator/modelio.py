@@ -1,0 +1,18 @@
+"""Loading a causal LM and its tokenizer from a folder or, when online, the Hugging Face hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def load_causal_lm(name_or_path: str | Path, *, dtype: str = "float32"):
+    """(model, tokenizer) in eval mode.
+
+    A local folder is used as is; anything else goes through the hub (``from_pretrained``
+    with a hub id), which is the path a user with internet takes.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+    return model, tokenizer
