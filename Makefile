@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test lint format bench
+.PHONY: setup demo test lint format bench petals-env
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -15,6 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[dev]'
 	touch $@
 
+# Petals needs transformers 4.34: its own environment, from the pins in src/mergenet/petals_side/.
+petals-env: .venv-petals/.installed
+
+.venv-petals/.installed: scripts/petals-env.sh src/mergenet/petals_side/requirements-petals.txt src/mergenet/petals_side/requirements-petals-nodeps.txt
+	bash scripts/petals-env.sh
+	touch $@
+
 node_modules/.installed: package.json
 	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 	touch $@
@@ -22,7 +29,7 @@ node_modules/.installed: package.json
 demo: setup
 	$(VENV)/bin/mergenet demo
 
-test: setup
+test: setup petals-env
 	$(VENV)/bin/pytest
 
 lint: setup
