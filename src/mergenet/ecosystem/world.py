@@ -8,10 +8,12 @@ world is reused instantly.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -232,19 +234,36 @@ def _save_delta(base_dir: Path, tuned_dir: Path, out: Path) -> None:
     save_file({k: (tuned[k] - base[k]).contiguous() for k in base}, str(out))
 
 
+@contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """One builder per world at a time; a second one waits, then finds the world built."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build_world(spec: WorldSpec, root: Path, *, progress: StageProgress | None = None) -> World:
     """Build (or reuse) the world described by ``spec`` under ``root``."""
-    import torch
+    world = World(world_dir(spec, root), spec)
+    if (world.root / "manifest.json").exists():
+        return world
+    with _build_lock(root / f".{world.root.name}.lock"):
+        if not (world.root / "manifest.json").exists():
+            _build_stages(world, progress or (lambda *_: None))
+    return world
+
+
+def _build_stages(world: World, progress: StageProgress) -> None:
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     from mergenet.ecosystem.tokenizer import save_tokenizer, train_tokenizer
 
-    progress = progress or (lambda *_: None)
-    world = World(world_dir(spec, root), spec)
-    if (world.root / "manifest.json").exists():
-        return world
+    spec = world.spec
     world.root.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
 
     _stage(world.root / "dharma", lambda out: _build_data(spec, out))
     progress("data", 1, 1, "")
@@ -323,4 +342,3 @@ def build_world(spec: WorldSpec, root: Path, *, progress: StageProgress | None =
     tmp = world.root / ".manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
     tmp.rename(world.root / "manifest.json")
-    return world
