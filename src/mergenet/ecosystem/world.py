@@ -259,9 +259,11 @@ def build_world(spec: WorldSpec, root: Path, *, progress: StageProgress | None =
 
 def _build_stages(world: World, progress: StageProgress) -> None:
     from transformers import AutoTokenizer, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
 
     from mergenet.ecosystem.tokenizer import save_tokenizer, train_tokenizer
 
+    hf_logging.disable_progress_bar()  # the stage bars say it all
     spec = world.spec
     world.root.mkdir(parents=True, exist_ok=True)
 

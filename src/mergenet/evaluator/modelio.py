@@ -12,7 +12,9 @@ def load_causal_lm(name_or_path: str | Path, *, dtype: str = "float32"):
     with a hub id), which is the path a user with internet takes.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own rich progress is shown instead
     model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
     return model, tokenizer
