@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mergekit.merge_methods import merge_state_dicts
+from mergekit.merge_methods import merge_state_dicts, merge_tensors
 
 from mergenet.merge_strategies import registry
 from mergenet.merge_strategies.mergekit_plugin import ensure_registered
@@ -91,3 +91,18 @@ def test_ties_actually_prunes(models4):
     full = _ours("ties", base, deltas, WEIGHTS, {"density": 1.0})
     half = _ours("ties", base, deltas, WEIGHTS, {"density": 0.3})
     assert _maxdiff(full, half) > 1e-3
+
+
+def test_magnitude_ties_at_the_threshold_are_all_kept():
+    """Documented difference: mergekit's argsort keeps an arbitrary subset of tied entries."""
+    base = torch.zeros(10)
+    delta = torch.tensor([0.5, -0.3, 0.3, 0.3, 0.1, -0.05, 0.3, 0.02, 0.9, -0.3])
+    s = registry.get("ties")
+    out = s.merge_tensor(base, [delta], [1.0], s.space.contain({"density": 0.4}))
+    # top-4 by magnitude is {0.9, 0.5} plus two of the five entries tied at 0.3: all five kept.
+    kept = out != 0
+    assert kept.tolist() == [True, True, True, True, False, False, True, False, True, True]
+    theirs = merge_tensors([base, base + delta], "ties", parameters={"weight": [1.0],
+                           "density": 0.4}, base_index=0)  # fmt: skip
+    assert int((theirs != 0).sum()) == 4
+    assert torch.equal(out[theirs != 0], theirs[theirs != 0])

@@ -173,12 +173,15 @@ def gta_kernel(
         if generator is None:
             raise ValueError("random sparsification (DARE) needs a torch.Generator")
         seeds = [int(v) for v in torch.randint(0, 2**62, (k,), generator=generator)]
-    sels: list[_Sel] = _parallel.map_tasks(
-        [
-            (lambda j=j: _prepare(ds[j], density[j], sparsification, rescale, seeds[j]))
-            for j in range(k)
-        ]
-    )  # type: ignore[assignment]
+    if sparsification is None or all(x >= 1 for x in density):
+        sels = [_Sel("all") for _ in range(k)]
+    else:
+        sels = _parallel.map_tasks(
+            [
+                (lambda j=j: _prepare(ds[j], density[j], sparsification, rescale, seeds[j]))
+                for j in range(k)
+            ]
+        )  # type: ignore[assignment]
     coef = [w[j] * sels[j].scale for j in range(k)]
     if not consensus:
         divisor = sum(w) if normalize else 1.0
