@@ -1,0 +1,212 @@
+"""Read side of the API: plain dicts from the database, so routes stay one line each."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mergenet.coordinator import models as m
+from mergenet.coordinator.loop import CONFIRMATION, SELECTION, current_version, current_weights
+
+
+class NotFound(LookupError):
+    """A resource that does not exist; the API answers 404 with this message."""
+
+
+def _iso(t: Any) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def contribution_json(c: m.Contribution) -> dict[str, Any]:
+    return {
+        "sha256": c.sha256,
+        "address": c.address,
+        "parent_hash": c.parent_hash,
+        "nonce": c.nonce,
+        "status": c.status,
+        "score": c.score,
+        "gain": c.gain,
+        "in_pool": c.in_pool,
+        "relative_norm": c.relative_norm,
+        "size_bytes": c.size_bytes,
+        "reward": None if c.reward is None else {"base_units": c.reward},
+        "created_at": _iso(c.created_at),
+    }
+
+
+def contribution(s: Session, sha256: str) -> dict[str, Any]:
+    c = s.scalar(select(m.Contribution).where(m.Contribution.sha256 == sha256.lower()))
+    if c is None:
+        raise NotFound(f"no contribution with sha256 {sha256}")
+    return contribution_json(c)
+
+
+def version_json(v: m.Version) -> dict[str, Any]:
+    return {
+        "hash": v.hash,
+        "parent_hash": v.parent_hash,
+        "recipe_hash": v.recipe_hash,
+        "score": v.score,
+        "gain": v.gain,
+        "weights_path": v.weights_path,
+        "evaluations_at_accept": v.evaluations_at_accept,
+        "created_at": _iso(v.created_at),
+    }
+
+
+def versions(s: Session) -> list[dict[str, Any]]:
+    return [version_json(v) for v in s.scalars(select(m.Version).order_by(m.Version.id))]
+
+
+def current(s: Session) -> dict[str, Any]:
+    v = current_version(s)
+    if v is None:
+        raise NotFound("no version yet")
+    return version_json(v)
+
+
+def version(s: Session, version_hash: str) -> m.Version:
+    key = version_hash.lower().removeprefix("0x")
+    v = (
+        current_version(s)
+        if key == "current"
+        else s.scalar(select(m.Version).where(m.Version.hash == key))
+    )
+    if v is None:
+        raise NotFound(f"no version {version_hash}")
+    return v
+
+
+def recipe(s: Session, version_hash: str) -> dict[str, Any]:
+    v = version(s, version_hash)
+    if v.recipe is None:
+        raise NotFound(f"version {v.hash[:16]}… is the base model: it has no recipe")
+    return v.recipe
+
+
+def mergekit_yaml(s: Session, version_hash: str) -> str:
+    """The recipe as mergekit YAML; contribution models are ``base + δ`` folders to materialise
+    with ``mergenet merge --export`` (paths are placeholders named by sha256)."""
+    from mergenet.merge_strategies.export import mergekit_config, to_yaml
+    from mergenet.merge_strategies.recipe import Recipe
+
+    r = Recipe.model_validate(recipe(s, version_hash))
+    config = mergekit_config(
+        r,
+        f"versions/{r.parent}",
+        [f"contributions/{c.sha256}" for c in r.contributions],
+        drop_noise=True,
+    )
+    note = ""
+    if r.noise is not None:
+        note = f"# mutation noise (seed {r.noise.seed}, sigma {r.noise.sigma}) is not expressible\n"
+    return note + to_yaml(config)
+
+
+def archive(folder: Path, name: str) -> bytes:
+    """A gzipped tar of an HF folder (loads with ``from_pretrained`` after extraction)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for f in sorted(folder.iterdir()):
+            if f.is_file():
+                tar.add(f, arcname=f"{name}/{f.name}")
+    return buf.getvalue()
+
+
+def history(s: Session) -> dict[str, Any]:
+    """Score over time: every loop evaluation, accepted versions and contributions."""
+    evals = s.execute(
+        select(m.Evaluation, m.Candidate)
+        .join(m.Candidate, m.Candidate.id == m.Evaluation.candidate_id)
+        .order_by(m.Evaluation.id)
+    ).all()
+    return {
+        "evaluations": [
+            {
+                "n": i + 1,
+                "at": _iso(e.created_at),
+                "candidate": c.id,
+                "purpose": e.purpose,
+                "strategy": c.strategy,
+                "kind": c.kind,
+                "parent_hash": c.parent_hash,
+                "score": e.score,
+                "baseline": e.baseline,
+                "gain": e.gain,
+            }
+            for i, (e, c) in enumerate(evals)
+        ],
+        "versions": versions(s),
+        "contributions": [
+            contribution_json(c)
+            for c in s.scalars(select(m.Contribution).order_by(m.Contribution.id))
+        ],
+    }
+
+
+def strategies(s: Session) -> dict[str, Any]:
+    """H(s) now and after every update."""
+    rows = s.scalars(select(m.StrategyWeight).order_by(m.StrategyWeight.step)).all()
+    steps: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        entry = steps.setdefault(
+            r.step, {"step": r.step, "candidate": r.cause_candidate_id, "weights": {}}
+        )
+        entry["weights"][r.strategy] = r.weight
+    return {"current": current_weights(s), "history": list(steps.values())}
+
+
+def metrics_text(s: Session, in_flight: int) -> str:
+    """Prometheus text exposition (format 0.0.4)."""
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {help_}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(f"{name}{labels} {value:.10g}" for labels, value in samples)
+
+    by_status = s.execute(
+        select(m.Contribution.status, func.count()).group_by(m.Contribution.status)
+    ).all()
+    metric(
+        "mergenet_contributions_total",
+        "gauge",
+        "Contributions by status.",
+        [(f'{{status="{st}"}}', float(n)) for st, n in by_status] or [('{status="received"}', 0)],
+    )
+    by_purpose = dict(
+        s.execute(select(m.Evaluation.purpose, func.count()).group_by(m.Evaluation.purpose)).all()
+    )
+    metric(
+        "mergenet_evaluations_total",
+        "counter",
+        "Finished evaluations by purpose.",
+        [
+            (f'{{purpose="{p}"}}', float(by_purpose.get(p, 0)))
+            for p in (SELECTION, CONFIRMATION, "contribution")
+        ],
+    )
+    n_versions = s.scalar(select(func.count()).select_from(m.Version)) or 0
+    metric(
+        "mergenet_versions_total", "counter", "Core versions (base included).", [("", n_versions)]
+    )
+    v = current_version(s)
+    metric(
+        "mergenet_current_version_gain",
+        "gauge",
+        "S - S_0 of the current version on its confirmation sample.",
+        [("", float(v.gain or 0.0) if v is not None else 0.0)],
+    )
+    metric(
+        "mergenet_strategy_weight",
+        "gauge",
+        "H(s), the strategy distribution.",
+        [(f'{{strategy="{k}"}}', w) for k, w in sorted(current_weights(s).items())],
+    )
+    metric("mergenet_evaluations_in_flight", "gauge", "Tasks in the pool.", [("", in_flight)])
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,164 @@
+"""One coordinator process: database (migrated on open), artifact store, submission service,
+evaluation pool and the loop thread — what ``mergenet coordinator up`` and the tests start.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mergenet.config import Settings
+from mergenet.coordinator import models as m
+from mergenet.coordinator.artifacts import ArtifactStore
+from mergenet.coordinator.db import make_engine, make_session_factory, transaction
+from mergenet.coordinator.evaluation import EvaluationPool, ProcessEvaluationPool, WorkerEnv
+from mergenet.coordinator.loop import EvolutionLoop, LoopConfig
+from mergenet.coordinator.migrate import upgrade
+from mergenet.coordinator.settings import CoordinatorSettings
+from mergenet.coordinator.submissions import SubmissionLimits, SubmissionService
+
+log = logging.getLogger("mergenet.coordinator")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Where the first core version and the scoring rows come from."""
+
+    base_dir: Path
+    row_sets: dict[str, Path]
+
+
+def resolve_inputs(settings: Settings, cs: CoordinatorSettings) -> Inputs:
+    """Explicit paths if given, else the model world (built once, then cached)."""
+    if cs.base_dir is not None and cs.dev_rows is not None:
+        rows = {"dev": cs.dev_rows}
+        if cs.heldout_rows is not None:
+            rows["heldout"] = cs.heldout_rows
+        return Inputs(cs.base_dir, rows)
+    from mergenet.ecosystem.spec import WorldSpec
+    from mergenet.ecosystem.world import build_world
+
+    world = build_world(WorldSpec(seed=settings.world_seed), settings.world_root)
+    return Inputs(
+        cs.base_dir or world.base_dir,
+        {
+            "dev": cs.dev_rows or world.dharma_path("dev"),
+            "heldout": cs.heldout_rows or world.dharma_path("heldout"),
+        },
+    )
+
+
+def ensure_base_version(
+    factory: sessionmaker[Session], store: ArtifactStore, base_dir: Path
+) -> m.Version:
+    """Register the base model as version 0 (once): copy it into the store, then the row."""
+    with factory() as s:
+        first = s.scalar(select(m.Version).order_by(m.Version.id).limit(1))
+        if first is not None:
+            return first
+    from mergenet.deltas.models import ModelSource
+
+    staging = store.staging_dir()
+    for f in base_dir.iterdir():
+        if f.is_file() and not f.name.endswith((".bin", ".pt", ".pth", ".pkl")):
+            shutil.copy2(f, staging / f.name)
+    version_hash = ModelSource(staging).sha256()
+    store.put_version_dir(staging, version_hash)
+    with transaction(factory) as s:
+        v = m.Version(
+            hash=version_hash,
+            parent_hash=None,
+            weights_path=store.relative(store.version_dir(version_hash)),
+            selection_seed=secrets.randbits(62),
+        )
+        s.add(v)
+    return v
+
+
+def loop_config(cs: CoordinatorSettings) -> LoopConfig:
+    return LoopConfig(
+        sample_n=cs.sample_n,
+        margin=cs.margin,
+        beta=cs.beta,
+        floor=cs.floor,
+        seed=cs.seed,
+        max_evaluations=cs.max_evaluations,
+    )
+
+
+class Coordinator:
+    """Owns every long-lived part; ``open()`` then ``start_loop()``, ``close()`` at the end."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cs: CoordinatorSettings | None = None,
+        *,
+        pool: EvaluationPool | None = None,
+        limits: SubmissionLimits | None = None,
+        config: LoopConfig | None = None,
+    ):
+        self.settings = settings
+        self.cs = cs or CoordinatorSettings()
+        self._pool = pool
+        self._limits = limits
+        self._config = config
+        self.engine: Engine | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.chain = None
+
+    def open(self) -> Coordinator:
+        data_dir = self.settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(self.settings.resolved_database_url)
+        upgrade(self.engine)
+        self.factory = make_session_factory(self.engine)
+        self.store = ArtifactStore(data_dir / "artifacts")
+        self.store.sweep_incoming()
+        self.inputs = resolve_inputs(self.settings, self.cs)
+        ensure_base_version(self.factory, self.store, self.inputs.base_dir)
+        self.submissions = SubmissionService(
+            self.factory, self.store, self.settings.chain_id, self._limits
+        )
+        hooks = None
+        if self.cs.chain:
+            from mergenet.coordinator.chain import ChainHooks
+
+            self.chain = hooks = ChainHooks(self.settings, margin=self.cs.margin)
+        self.pool = self._pool or ProcessEvaluationPool(
+            WorkerEnv(
+                store_root=str(self.store.root),
+                row_sets={k: str(v) for k, v in self.inputs.row_sets.items()},
+            ),
+            workers=self.cs.workers,
+        )
+        self.loop = EvolutionLoop(
+            self.factory, self.store, self.pool, self._config or loop_config(self.cs), hooks
+        )
+        if self.chain is not None:
+            self.loop.on_accept = self.chain.record
+        return self
+
+    def start_loop(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.loop.run, args=(self._stop,), name="mergenet-loop", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if getattr(self, "pool", None) is not None:
+            self.pool.close()
+        if self.engine is not None:
+            self.engine.dispose()

@@ -1,0 +1,88 @@
+"""Signing a submission (node side) and checking it (coordinator side), one message for both.
+
+The contributor signs the tuple (sha256 of the uploaded file, parent version hash, nonce,
+chain id) with **EIP-191** ``personal_sign`` (version ``0x45``, "Ethereum Signed Message"):
+the signed text is human-readable, so a wallet shows exactly what is being authorised, and
+eth-account needs no typed-data schema. The message is canonical — lower-case hex without
+``0x``, decimal nonce and chain id, fixed line order — so both sides build identical bytes::
+
+    mergenet contribution
+    sha256: <64 hex>
+    parent: <64 hex>
+    nonce: <decimal>
+    chain_id: <decimal>
+
+The chain id binds a signature to one network; the nonce (single-use per address, enforced
+by the coordinator) stops replays of the same upload.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class SignatureError(ValueError):
+    """A signature that is malformed or not made by the claimed address."""
+
+
+def _hex64(value: str, name: str) -> str:
+    v = value.lower().removeprefix("0x")
+    if not _HEX64.match(v):
+        raise SignatureError(f"{name} must be 64 hex digits (a sha256), got {value!r}")
+    return v
+
+
+def submission_message(sha256: str, parent_hash: str, nonce: int, chain_id: int) -> str:
+    """The exact text signed for a submission (see module docstring)."""
+    if isinstance(nonce, bool) or not isinstance(nonce, int) or not 0 <= nonce < 2**63:
+        raise SignatureError(f"nonce must be an integer in [0, 2**63), got {nonce!r}")
+    return (
+        "mergenet contribution\n"
+        f"sha256: {_hex64(sha256, 'sha256')}\n"
+        f"parent: {_hex64(parent_hash, 'parent hash')}\n"
+        f"nonce: {nonce}\n"
+        f"chain_id: {int(chain_id)}"
+    )
+
+
+def sign_submission(
+    account: LocalAccount, sha256: str, parent_hash: str, nonce: int, chain_id: int
+) -> str:
+    """The 0x-prefixed 65-byte EIP-191 signature a node sends with its upload."""
+    message = encode_defunct(text=submission_message(sha256, parent_hash, nonce, chain_id))
+    return "0x" + account.sign_message(message).signature.hex().removeprefix("0x")
+
+
+def recover_submitter(
+    signature: str, sha256: str, parent_hash: str, nonce: int, chain_id: int
+) -> str:
+    """The checksummed address that signed this submission (raises SignatureError)."""
+    message = encode_defunct(text=submission_message(sha256, parent_hash, nonce, chain_id))
+    raw = signature.removeprefix("0x")
+    if not re.fullmatch(r"[0-9a-fA-F]{130}", raw):
+        raise SignatureError("signature must be 65 bytes as hex (0x + 130 hex digits)")
+    try:
+        return Account.recover_message(message, signature=bytes.fromhex(raw))
+    except Exception as exc:  # eth_keys raises several types for invalid points/v
+        raise SignatureError(f"signature cannot be recovered: {exc}") from None
+
+
+def verify_submission(
+    address: str, signature: str, sha256: str, parent_hash: str, nonce: int, chain_id: int
+) -> None:
+    """Raise SignatureError unless ``address`` signed exactly this submission."""
+    signer = recover_submitter(signature, sha256, parent_hash, nonce, chain_id)
+    if signer.lower() != address.lower():
+        raise SignatureError(
+            f"signature was made by {signer}, not {address}; sign (sha256, parent, nonce, "
+            f"chain id {chain_id}) with the key of the address you submit as"
+        )

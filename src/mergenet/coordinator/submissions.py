@@ -1,0 +1,263 @@
+"""Accepting a contribution: every check before anything is written, then one commit.
+
+Order (cheap and unauthenticated checks first, so a hostile upload costs little):
+form fields → size cap (while receiving) → sha256 → signature over (sha256, parent, nonce,
+chain id) → parent is a known version → nonce unused → not an exact copy → pickle sniff and
+header-first safetensors validation against the parent (names, shapes, dtypes, finite,
+relative-norm cap) → not a near copy (cosine ≥ ``near_duplicate_cosine`` with any earlier
+delta: credit stays with the earliest). Only then are the contributor, the nonce and the
+contribution rows written and the file moved into the content-addressed store, in one
+transaction. Every rejection is a :class:`SubmissionError` carrying a 4xx status and a message
+that says what to fix; the upload's temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from eth_utils import is_address, to_checksum_address
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mergenet.coordinator import models as m
+from mergenet.coordinator.artifacts import ArtifactStore
+from mergenet.coordinator.db import transaction
+from mergenet.coordinator.signing import SignatureError, verify_submission
+from mergenet.deltas.errors import DeltaValidationError
+
+_HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+_CHUNK = 1 << 20
+
+
+class SubmissionError(Exception):
+    """A rejected upload: ``status`` is the HTTP code, the message says what to fix."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SubmissionLimits:
+    max_upload_bytes: int | None = None
+    """None: the parent's weights size plus 1 MiB (a delta is as big as its parent)."""
+    max_relative_norm: float = 0.5
+    near_duplicate_cosine: float = 0.99
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The fields of ``POST /api/contributions``."""
+
+    address: str
+    parent_hash: str
+    nonce: str
+    signature: str
+
+
+def receive(stream: BinaryIO, dst: Path, cap: int) -> tuple[str, int]:
+    """Copy an upload to ``dst`` while hashing, refusing more than ``cap`` bytes."""
+    h = hashlib.sha256()
+    size = 0
+    with dst.open("wb") as out:
+        while chunk := stream.read(_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                raise SubmissionError(
+                    413, f"upload is larger than the {cap}-byte cap for this parent model"
+                )
+            h.update(chunk)
+            out.write(chunk)
+    return h.hexdigest(), size
+
+
+def _sniff(path: Path) -> None:
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head[:2] == b"PK":
+        raise SubmissionError(
+            415,
+            "this is a zip archive (a torch.save / pickle checkpoint?); "
+            "upload the delta as safetensors (safetensors.torch.save_file)",
+        )
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] in range(2, 6):
+        raise SubmissionError(
+            415, "this is a Python pickle; pickles are never loaded — upload safetensors"
+        )
+
+
+class SubmissionService:
+    """Validates and records contributions (see module docstring); thread-safe."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        store: ArtifactStore,
+        chain_id: int,
+        limits: SubmissionLimits | None = None,
+    ):
+        self.factory = factory
+        self.store = store
+        self.chain_id = chain_id
+        self.limits = limits or SubmissionLimits()
+        self._lock = threading.Lock()
+
+    def upload_cap(self, parent_hash: str | None = None) -> int:
+        if self.limits.max_upload_bytes is not None:
+            return self.limits.max_upload_bytes
+        with self.factory() as s:
+            v = s.scalar(select(m.Version).order_by(m.Version.id.desc()).limit(1))
+        if v is None:
+            return 1 << 20
+        size = (self.store.root / v.weights_path / "model.safetensors").stat().st_size
+        return size + (1 << 20)
+
+    def _fields(self, up: Upload) -> tuple[str, str, int]:
+        if not isinstance(up.address, str) or not is_address(up.address):
+            raise SubmissionError(
+                422, f"address {up.address!r} is not an Ethereum address (0x + 40 hex digits)"
+            )
+        if not _HEX64.match(up.parent_hash or ""):
+            raise SubmissionError(
+                422, "parent_hash must be the 64-hex-digit hash of the version you fine-tuned"
+            )
+        try:
+            nonce = int(up.nonce)
+        except (TypeError, ValueError):
+            raise SubmissionError(
+                422, f"nonce must be a non-negative integer, got {up.nonce!r}"
+            ) from None
+        if not 0 <= nonce < 2**63:
+            raise SubmissionError(422, f"nonce must be in [0, 2**63), got {nonce}")
+        if not re.fullmatch(r"(0x)?[0-9a-fA-F]{130}", up.signature or ""):
+            raise SubmissionError(422, "signature must be 65 bytes as hex (0x + 130 hex digits)")
+        return to_checksum_address(up.address), up.parent_hash.lower().removeprefix("0x"), nonce
+
+    def submit(self, up: Upload, stream: BinaryIO) -> m.Contribution:
+        """Validate and record one dense safetensors delta; raises SubmissionError."""
+        address, parent_hash, nonce = self._fields(up)
+        tmp = self.store.incoming(".safetensors")
+        try:
+            sha, size = receive(stream, tmp, self.upload_cap(parent_hash))
+            if size == 0:
+                raise SubmissionError(422, "the uploaded file is empty")
+            try:
+                verify_submission(address, up.signature, sha, parent_hash, nonce, self.chain_id)
+            except SignatureError as exc:
+                raise SubmissionError(401, f"bad signature: {exc}") from None
+            with self._lock:
+                return self._check_and_record(tmp, sha, size, address, parent_hash, nonce, up)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def _check_and_record(
+        self,
+        tmp: Path,
+        sha: str,
+        size: int,
+        address: str,
+        parent_hash: str,
+        nonce: int,
+        up: Upload,
+    ) -> m.Contribution:
+        from mergenet.deltas.models import ModelSource
+        from mergenet.deltas.validate import ValidationLimits, validate_delta_file
+
+        with self.factory() as s:
+            parent = s.scalar(select(m.Version).where(m.Version.hash == parent_hash))
+            if parent is None:
+                raise SubmissionError(
+                    409,
+                    f"parent {parent_hash[:16]}… is not a version of this network; fine-tune "
+                    "the current version (GET /api/versions/current) and sign its hash",
+                )
+            if s.get(m.Nonce, (address, nonce)) is not None:
+                raise SubmissionError(
+                    409, f"nonce {nonce} was already used by {address}; sign with a fresh nonce"
+                )
+            earlier = s.scalar(select(m.Contribution).where(m.Contribution.sha256 == sha))
+            if earlier is not None:
+                raise SubmissionError(
+                    409,
+                    f"this exact delta was already submitted by {earlier.address}; "
+                    "credit stays with the earliest submission",
+                )
+            parent_dir = self.store.root / parent.weights_path
+            others = [
+                (c.sha256, c.address)
+                for c in s.scalars(select(m.Contribution).order_by(m.Contribution.id))
+            ]
+        _sniff(tmp)
+        try:
+            report = validate_delta_file(
+                tmp,
+                ModelSource(parent_dir),
+                ValidationLimits(
+                    max_file_bytes=self.upload_cap(parent_hash),
+                    max_relative_norm=self.limits.max_relative_norm,
+                ),
+            )
+        except DeltaValidationError as exc:
+            raise SubmissionError(422, f"invalid delta: {exc}") from None
+        if report.delta_norm == 0:
+            raise SubmissionError(422, "the delta is all zeros: it changes nothing")
+        self._check_near_copy(tmp, others)
+        try:
+            with transaction(self.factory) as s:
+                if s.get(m.Contributor, address) is None:
+                    s.add(m.Contributor(address=address))
+                    s.flush()
+                s.add(m.Nonce(address=address, nonce=nonce))
+                row = m.Contribution(
+                    sha256=sha,
+                    address=address,
+                    parent_hash=parent_hash,
+                    nonce=nonce,
+                    signature=up.signature.lower(),
+                    kind="dense",
+                    size_bytes=size,
+                    relative_norm=report.relative_norm,
+                    status=m.RECEIVED,
+                )
+                s.add(row)
+                s.flush()
+                self.store.put_delta(tmp, sha)
+        except IntegrityError:
+            raise SubmissionError(
+                409, "nonce or delta was recorded concurrently; sign with a fresh nonce"
+            ) from None
+        return row
+
+    def _check_near_copy(self, tmp: Path, others: Iterable[tuple[str, str]]) -> None:
+        from mergenet.deltas.sources import DenseDelta, as_source
+        from mergenet.deltas.validate import delta_cosine
+
+        new = DenseDelta(tmp)
+        for sha, address in others:
+            path = self.store.delta_path(sha)
+            if not path.exists():
+                continue
+            cos = delta_cosine(new, as_source(path))
+            if cos >= self.limits.near_duplicate_cosine:
+                raise SubmissionError(
+                    409,
+                    f"this delta is a near copy (cosine {cos:.3f}) of {sha[:16]}… submitted by "
+                    f"{address}; credit stays with the earliest — submit your own fine-tune",
+                )
+
+
+def discard(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
