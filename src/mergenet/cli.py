@@ -10,7 +10,6 @@ import typer
 
 from mergenet.coordinator.cli import app as coordinator_app
 from mergenet.distributed.petals_cli import app as petals_app
-from mergenet.distributed.petals_cli import app as petals_app
 from mergenet.ecosystem.cli import app as world_app
 from mergenet.evaluator.cli import dharma_app, eval_command
 from mergenet.merge_strategies.cli import merge_command
@@ -28,7 +27,6 @@ app.command("eval")(eval_command)
 app.command("merge")(merge_command)
 app.add_typer(chain_app, name="chain", help="Start, inspect and stop the local test chain.")
 app.add_typer(rewards_app, name="rewards", help="Reward ledger, epochs and claims.")
-app.add_typer(petals_app, name="petals", help="A private Petals swarm for model-parallel scoring.")
 app.add_typer(petals_app, name="petals", help="A private Petals swarm for model-parallel scoring.")
 app.add_typer(coordinator_app, name="coordinator", help="Run the coordinator: API and merge loop.")
 
