@@ -1,0 +1,205 @@
+"""The evolutionary loop vs a CMA-ES search, on the same world, pool and evaluation budget.
+
+Both searches start from the world's base model with the 8 contributors' deltas, score
+candidates against the base on the same dev selection sample, and may spend ``--budget``
+evaluations. The loop is the coordinator's (H(s) over strategies, single/multi/crossover/
+mutation candidates, acceptance with confirmation on a fresh sample; confirmations count
+against its budget); CMA-ES searches one fixed strategy's weights and density (the
+mergekit-evolve design). After each evaluation, each search has a "best so far" model (the
+loop: its current accepted version; CMA-ES: the best candidate by dev gain). The table gives
+that model's **held-out macro acc_choice** (never seen by either search) against the number
+of evaluations. Usage::
+
+    python benchmarks/loop_vs_cmaes.py --budget 60 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def heldout_acc(world: Any, state: dict | None = None, folder: Path | None = None) -> float:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mergenet.evaluator.scoring import evaluate_items
+
+    model = AutoModelForCausalLM.from_pretrained(folder or world.base_dir, dtype="float32").eval()
+    if state is not None:
+        model.load_state_dict(state)
+    tokenizer = AutoTokenizer.from_pretrained(world.tokenizer_dir)
+    return evaluate_items(model, tokenizer, world.items("heldout")).macro("acc_choice")
+
+
+def run_loop(world: Any, data: Path, budget: int, workers: int, seed: int) -> dict[int, float]:
+    """Held-out score of the loop's current version after each evaluation."""
+    from eth_account import Account
+    from sqlalchemy import select
+
+    from mergenet.config import Settings
+    from mergenet.coordinator import models as m
+    from mergenet.coordinator.loop import current_version, evolution_evaluations
+    from mergenet.coordinator.runtime import Coordinator
+    from mergenet.coordinator.settings import CoordinatorSettings
+    from mergenet.coordinator.signing import sign_submission
+    from mergenet.coordinator.submissions import Upload
+    from mergenet.deltas.hashing import sha256_file
+
+    settings = Settings(data_dir=data)
+    cs = CoordinatorSettings(
+        base_dir=world.base_dir,
+        dev_rows=world.dharma_path("dev"),
+        heldout_rows=world.dharma_path("heldout"),
+        workers=workers,
+        max_evaluations=budget,
+        seed=seed,
+    )
+    coord = Coordinator(settings, cs).open()
+    try:
+        with coord.factory() as s:
+            parent = current_version(s).hash
+        for i, name in enumerate(world.contributor_names):
+            acct = Account.from_key((i + 1).to_bytes(32, "big"))
+            path = world.delta_path(name)
+            sig = sign_submission(acct, sha256_file(path), parent, 1, settings.chain_id)
+            with path.open("rb") as fh:
+                coord.submissions.submit(Upload(acct.address, parent, "1", sig), fh)
+        scores: dict[int, float] = {}
+        cache: dict[str, float] = {}
+        last = 0
+        while True:
+            coord.loop.step(0.5)
+            with coord.factory() as s:
+                n = evolution_evaluations(s)
+                v = current_version(s)
+                folder = coord.store.root / v.weights_path
+                vh = v.hash
+                scored = s.scalar(select(m.Contribution).where(m.Contribution.status == m.RECEIVED))
+            if vh not in cache:
+                cache[vh] = heldout_acc(world, folder=folder)
+                print(f"  loop: version {vh[:10]} held-out {cache[vh]:.4f} at eval {n}", flush=True)
+            for k in range(last + 1, n + 1):
+                scores[k] = cache[vh]
+            last = max(last, n)
+            if n >= budget and coord.pool.in_flight() == 0 and scored is None:
+                break
+        return scores
+    finally:
+        coord.close()
+
+
+def run_cmaes(
+    world: Any, data: Path, budget: int, workers: int, seed: int, strategy: str
+) -> dict[int, float]:
+    from mergenet.coordinator.artifacts import ArtifactStore
+    from mergenet.coordinator.cmaes import cmaes_search
+    from mergenet.coordinator.db import make_engine, make_session_factory
+    from mergenet.coordinator.evaluation import ProcessEvaluationPool, SampleSpec, WorkerEnv
+    from mergenet.coordinator.migrate import upgrade
+    from mergenet.coordinator.runtime import ensure_base_version
+    from mergenet.deltas.hashing import sha256_file
+    from mergenet.merge_strategies.recipe import build
+
+    engine = make_engine(f"sqlite:///{data / 'cma.db'}")
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    store = ArtifactStore(data / "artifacts")
+    version = ensure_base_version(factory, store, world.base_dir)
+    shas = []
+    for name in world.contributor_names:
+        path = world.delta_path(name)
+        sha = sha256_file(path)
+        tmp = store.incoming(".safetensors")
+        tmp.write_bytes(path.read_bytes())
+        store.put_delta(tmp, sha)
+        shas.append(sha)
+    pool = ProcessEvaluationPool(
+        WorkerEnv(str(store.root), {"dev": str(world.dharma_path("dev"))}), workers=workers
+    )
+    from safetensors.torch import load_file
+
+    base = load_file(store.version_dir(version.hash) / "model.safetensors")
+    best = (-1e9, None)
+    scores: dict[int, float] = {}
+    current = heldout_acc(world)
+
+    def on_eval(p: Any) -> None:
+        nonlocal best, current
+        if p.gain > best[0]:
+            best = (p.gain, p.recipe)
+            current = heldout_acc(
+                world, state=build(p.recipe, base, store.delta_path, check_parent=False)
+            )
+            print(
+                f"  cma-es: gain {p.gain:.4f} held-out {current:.4f} at eval {p.evaluation}",
+                flush=True,
+            )
+        scores[p.evaluation] = current
+
+    try:
+        cmaes_search(
+            pool,
+            parent=version.hash,
+            contributions=shas,
+            sample=SampleSpec("dev", 16, version.selection_seed),
+            budget=budget,
+            strategy=strategy,
+            seed=seed,
+            on_eval=on_eval,
+        )
+    finally:
+        pool.close()
+        engine.dispose()
+    return scores
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--budget", type=int, default=60)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--strategy", default="ties", help="CMA-ES's fixed strategy")
+    ap.add_argument("--every", type=int, default=10, help="table row every N evaluations")
+    args = ap.parse_args()
+
+    from mergenet.config import get_settings
+    from mergenet.ecosystem.report import evaluate_world
+    from mergenet.ecosystem.spec import WorldSpec
+    from mergenet.ecosystem.world import build_world
+
+    settings = get_settings()
+    world = build_world(WorldSpec(seed=settings.world_seed), settings.world_root)
+    ref = evaluate_world(world, split="heldout")
+    best_single = max(ref[n].macro("acc_choice") for n in world.contributor_names)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        loop = run_loop(world, Path(tmp) / "loop", args.budget, args.workers, args.seed)
+        t_loop = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cma = run_cmaes(
+            world, Path(tmp) / "cma", args.budget, args.workers, args.seed, args.strategy
+        )
+        t_cma = time.perf_counter() - t0
+    print(
+        f"\nheld-out macro acc_choice of the best-so-far model vs evaluations "
+        f"(budget {args.budget}; base {ref['base'].macro('acc_choice'):.4f}, "
+        f"best single contributor {best_single:.4f}, "
+        f"monolith {ref['monolith'].macro('acc_choice'):.4f})"
+    )
+    print(
+        f"| evaluations | loop (H(s), {t_loop:.0f} s) "
+        f"| CMA-ES ({args.strategy}, {t_cma:.0f} s) |"
+    )
+    print("|---:|---:|---:|")
+    marks = sorted({*range(args.every, args.budget + 1, args.every), args.budget})
+    for k in marks:
+        lv = loop.get(k, loop[max(loop)] if loop else float("nan"))
+        cv = cma.get(k, float("nan"))
+        print(f"| {k} | {lv:.4f} | {cv:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
