@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,19 @@ def test_a_non_default_rope_base_reaches_the_petals_side(petals_py: Path, tmp_pa
     ).save_pretrained(src)
     save_file({"x": __import__("torch").zeros(1)}, str(src / "model.safetensors"))
     assert probe(petals_py, link_view(src, tmp_path / "view"))["rope_theta"] == 500000.0
+    # the server launcher does the same on its own for a raw folder
+    code = (
+        "import sys; from mergenet.petals_side.compat import readable_folder\n"
+        "print(readable_folder(sys.argv[1]))"
+    )
+    out = subprocess.run(
+        [str(petals_py), "-c", code, str(src)], capture_output=True, text=True, env=petals_environ()
+    )
+    served = Path(out.stdout.strip())
+    try:
+        assert served != src and probe(petals_py, served)["rope_theta"] == 500000.0
+    finally:
+        shutil.rmtree(served, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

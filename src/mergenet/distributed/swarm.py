@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mergenet.distributed import procs
-from mergenet.distributed.petals_env import petals_environ, petals_module, petals_python
+from mergenet.distributed.petals_env import petals_environ, petals_module
 from mergenet.distributed.petals_model import link_view, num_blocks
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
@@ -79,7 +79,8 @@ def split_blocks(n_blocks: int, n_servers: int) -> list[tuple[int, int]]:
 
 def start_dht(log: Path, timeout: float = 60.0) -> Peer:
     """The bootstrap peer every server and client joins."""
-    argv = [str(petals_python()), "-m", "petals.cli.run_dht", "--host_maddrs", LOOPBACK]
+    maddr_file = log.with_suffix(".maddr")
+    argv = [*petals_module("dht"), "--host-maddrs", LOOPBACK, "--maddr-file", str(maddr_file)]
     proc = procs.spawn(argv, log, petals_environ())
     try:
         m = procs.wait_for_log(proc, log, r"visible multiaddresses: " + MADDR, timeout)

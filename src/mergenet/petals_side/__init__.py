@@ -12,6 +12,9 @@ Modules:
   make it work offline from local folders: Petals' PyPI version check becomes a no-op, and
   ``petals.utils.peft.check_peft_repository`` (a hub-only check) accepts local adapter
   folders. No Petals file is changed.
+* ``dht`` — the swarm's bootstrap DHT peer; writes its multiaddrs to a file for joiners.
+* ``compat`` — the transformers-5 → 4.34 config translation (pure Python; the main side
+  imports it too, which loads nothing of Petals).
 * ``worker`` — the scoring worker: a Petals client that reads requests on stdin and writes
   replies on stdout (protocol below).
 * ``config_probe`` — prints how transformers 4.34 reads a model folder's config (a test

@@ -8,6 +8,9 @@ Two functions are replaced at runtime before ``petals.cli.run_server.main`` runs
   ``--adapters /local/folder`` always failed; the replacement checks the local folder for
   ``adapter_model.safetensors`` (and falls back to the original for hub names).
 
+A model folder written by transformers 5 is served through a translated view (see
+``compat``), so a raw core-version folder can be given as it is.
+
 Usage: ``python -m mergenet.petals_side.server MODEL_DIR [run_server flags...]``.
 """
 
@@ -42,7 +45,11 @@ def main() -> None:
     _install_replacements()
     import petals.cli.run_server as run_server
 
+    from mergenet.petals_side.compat import readable_folder
+
     sys.argv[0] = "petals.cli.run_server"
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        sys.argv[1] = readable_folder(sys.argv[1])
     run_server.main()
 
 
