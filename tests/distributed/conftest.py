@@ -87,11 +87,3 @@ def worker(swarm, tmp_path_factory):
     finally:
         w.close()
         assert not procs.group_alive(w.proc.pid)
-# DEV-ONLY-OVERRIDE
-@pytest.fixture(scope="session")
-def world():
-    from mergenet.config import Settings
-    from mergenet.ecosystem.spec import WorldSpec
-    from mergenet.ecosystem.world import World, world_dir
-
-    return World(world_dir(WorldSpec(), Settings().world_root), WorldSpec())
