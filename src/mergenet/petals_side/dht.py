@@ -24,6 +24,8 @@ def main() -> None:
     parser.add_argument("--identity-path", default=None)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out = Path(args.maddr_file)
+    out.unlink(missing_ok=True)  # a file left by an earlier run would name a dead peer
 
     from hivemind import DHT
 
@@ -35,7 +37,6 @@ def main() -> None:
         use_auto_relay=False,
     )
     maddrs = [str(m) for m in dht.get_visible_maddrs() if "/ip4/" in str(m)]
-    out = Path(args.maddr_file)
     tmp = out.with_suffix(".tmp")
     tmp.write_text("\n".join(maddrs) + "\n")
     tmp.rename(out)  # readers never see a half-written file

@@ -1,0 +1,53 @@
+"""The Celery application for evaluation workers (broker and results on Redis).
+
+Started by ``celery --app mergenet.distributed.celery_app worker`` (the worker image's
+command). A task carries a recipe and a sample spec, never weights, and runs the
+coordinator's own worker code (``mergenet.coordinator.evaluation.run_task_here``).
+Delivery is at-least-once: ``acks_late`` with ``reject_on_worker_lost`` puts a task back on
+the queue when its worker dies mid-task, and one task is prefetched at a time so a slow
+worker does not hoard work. Recording exactly once is the caller's part: outcomes carry the
+caller's task key, so a redelivered task's second outcome is recognised and dropped.
+
+Not done yet (issue 7): a ``CeleryEvaluationPool`` behind the coordinator's
+``EvaluationPool`` interface, and workers fetching artifacts over HTTP by content hash
+(here ``WorkerEnv.store_root`` must be a shared folder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from celery import Celery
+
+from mergenet.config import get_settings
+
+TASK_NAME = "mergenet.evaluate"
+
+
+def make_app(redis_url: str | None = None) -> Celery:
+    url = redis_url or get_settings().redis_url
+    app = Celery("mergenet", broker=url, backend=url)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_extended=True,
+        broker_connection_retry_on_startup=True,
+    )
+    app.task(name=TASK_NAME, bind=True, max_retries=3, default_retry_delay=5)(evaluate)
+    return app
+
+
+def evaluate(self, env: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """Run one evaluation task (JSON in, JSON out); errors come back inside the outcome."""
+    from mergenet.coordinator.evaluation import EvalTask, SampleSpec, WorkerEnv, run_task_here
+
+    t = EvalTask(key=task["key"], recipe=task["recipe"], sample=SampleSpec(**task["sample"]))
+    return asdict(run_task_here(WorkerEnv(**env), t))
+
+
+app = make_app()
