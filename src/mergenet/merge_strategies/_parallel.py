@@ -30,8 +30,9 @@ def pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def for_chunks(n: int, fn: Callable[[int, int], None], chunk: int = CHUNK) -> None:
+def for_chunks(n: int, fn: Callable[[int, int], None], chunk: int | None = None) -> None:
     """Call ``fn(start, end)`` for every chunk of ``range(n)``, blocks of chunks in parallel."""
+    chunk = chunk or CHUNK
     nchunks = (n + chunk - 1) // chunk
     w = min(workers(), nchunks)
     if w <= 1:
