@@ -53,6 +53,14 @@ def _scratch(name: str, n: int) -> torch.Tensor:
     return t[:n]
 
 
+def _ones(n: int) -> torch.Tensor:
+    """A per-thread buffer of ones (filled once)."""
+    t = getattr(_local, "ones", None)
+    if t is None or t.numel() < n:
+        t = _local.ones = torch.ones(max(n, _parallel.CHUNK), dtype=torch.float32)
+    return t[:n]
+
+
 def per_delta(value: Any, k: int, name: str) -> list[float]:
     """Broadcast a scalar parameter to k deltas, or check a per-delta list."""
     if isinstance(value, list | tuple):
@@ -208,7 +216,7 @@ def gta_kernel(
         return out.reshape(shape)
 
     out = empty_f32(n)
-    wcol = torch.tensor(w, dtype=torch.float32)[:, None]
+    wrow = torch.tensor(w, dtype=torch.float32)[None, :]
 
     def ties_chunk(s: int, e: int) -> None:
         m = e - s
@@ -217,12 +225,12 @@ def gta_kernel(
             _fill_weighted(ds[j], sels[j], coef[j], s, e, V[j])
         # mergekit: sign_weight = deltas.sum(dim=0); the same reduction, the same rounding.
         total = torch.sum(V, 0, out=_scratch("total", m)).add_(0.0)  # -0 -> +0: elects +1
-        sgn = torch.copysign(_scratch("one", m).fill_(1.0), total, out=_scratch("sgn", m))
+        sgn = torch.copysign(_ones(m), total, out=_scratch("sgn", m))
         V.mul_(sgn).clamp_(min=0.0)  # v·sgn > 0 exactly where v agrees with the elected sign
         mixed = torch.sum(V, 0, out=_scratch("mixed", m)).mul_(sgn)
         if normalize:
-            ind = torch.sign(V, out=_stack("ind", k, m)).mul_(wcol)
-            div = torch.sum(ind, 0, out=_scratch("div", m))
+            ind = torch.sign(V, out=_stack("ind", k, m))  # 1 where kept, else 0
+            div = torch.matmul(wrow, ind, out=_scratch("div", m).view(1, m)).view(m)
             div.add_(torch.eq(div, 0.0, out=_scratch("total", m)))  # empty divisor -> 1
             mixed.div_(div)
         torch.add(b[s:e], mixed, alpha=lam, out=out[s:e])

@@ -14,8 +14,12 @@ one draw per element.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
+
+_local = threading.local()
 
 
 def magnitude_keep_count(density: float, numel: int) -> int:
@@ -33,7 +37,11 @@ def kth_largest_abs(flat: torch.Tensor, k: int, scratch: np.ndarray | None = Non
     src = flat.detach().cpu()
     if src.dtype != torch.float32:
         src = src.float()
-    buf = scratch[:n] if scratch is not None and scratch.size >= n else np.empty(n, np.float32)
+    if scratch is None:
+        scratch = getattr(_local, "scratch", None)
+        if scratch is None or scratch.size < n:
+            scratch = _local.scratch = np.empty(n, np.float32)  # reused: no page faults
+    buf = scratch[:n]
     np.abs(src.numpy(), out=buf)
     buf.partition(n - k)
     return float(buf[n - k])
