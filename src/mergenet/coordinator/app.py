@@ -39,18 +39,25 @@ def create_app(coord: Coordinator) -> FastAPI:
 
     @app.post("/api/contributions", status_code=201, summary="Submit a signed delta")
     def submit(
-        request: Request,
-        file: Annotated[UploadFile, File(description="the delta as safetensors")],
+        file: Annotated[
+            UploadFile,
+            File(description="the delta as safetensors, or a PEFT adapter_model.safetensors"),
+        ],
         address: Annotated[str, Form(description="contributor address (0x…)")],
         parent_hash: Annotated[str, Form(description="hash of the version fine-tuned")],
         nonce: Annotated[str, Form(description="single-use integer")],
         signature: Annotated[
             str, Form(description="EIP-191 signature over (sha256, parent, nonce, chain id)")
         ],
+        adapter_config: Annotated[
+            UploadFile | None,
+            File(description="adapter_config.json, when uploading a PEFT LoRA adapter"),
+        ] = None,
     ) -> dict[str, Any]:
         row = coord.submissions.submit(
             Upload(address=address, parent_hash=parent_hash, nonce=nonce, signature=signature),
             file.file,
+            adapter_config.file.read() if adapter_config is not None else None,
         )
         return queries.contribution_json(row)
 

@@ -29,6 +29,10 @@ from mergenet.merge_strategies.recipe import Contribution, NoiseSpec, Recipe
 class ProposalConfig:
     weight_low: float = 0.05
     weight_high: float = 1.0
+    """Range of a single contribution's weight (log-uniform)."""
+    multi_low: float = 0.01
+    multi_high: float = 0.3
+    """Range of a multi candidate's weight scale: k deltas add up, so each gets less."""
     max_weight: float = 1.5
     weight_jitter: float = 0.3
     """Per-contribution log-normal spread around a multi candidate's scale."""
@@ -82,7 +86,7 @@ def multi(
         chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=k, replace=False))]
     if s.max_deltas is not None:
         chosen = chosen[: s.max_deltas]
-    scale = _loguniform(rng, cfg.weight_low, cfg.weight_high)
+    scale = _loguniform(rng, cfg.multi_low, cfg.multi_high)
     weights = [
         min(cfg.max_weight, scale * math.exp(cfg.weight_jitter * rng.normal())) for _ in chosen
     ]

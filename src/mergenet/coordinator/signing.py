@@ -12,6 +12,10 @@ eth-account needs no typed-data schema. The message is canonical — lower-case 
     nonce: <decimal>
     chain_id: <decimal>
 
+For a PEFT LoRA adapter the signed "sha256" is :func:`adapter_sha256`: the sha256 of
+``b"mergenet-lora/1\0" + sha256(adapter_model.safetensors) + b"\0" + adapter_config.json``,
+so the config (rank, alpha, targets — it sets the scale of the update) is signed too.
+
 The chain id binds a signature to one network; the nonce (single-use per address, enforced
 by the coordinator) stops replays of the same upload.
 """
@@ -39,6 +43,25 @@ def _hex64(value: str, name: str) -> str:
     if not _HEX64.match(v):
         raise SignatureError(f"{name} must be 64 hex digits (a sha256), got {value!r}")
     return v
+
+
+def adapter_sha256(config: bytes, weights_sha256: str) -> str:
+    """The content hash of a LoRA adapter: its weights' sha256 and its exact config bytes."""
+    import hashlib
+
+    blob = b"mergenet-lora/1\0" + _hex64(weights_sha256, "weights sha256").encode() + b"\0"
+    return hashlib.sha256(blob + config).hexdigest()
+
+
+def adapter_folder_sha256(folder: str) -> str:
+    """:func:`adapter_sha256` of a PEFT adapter folder (what a node signs for an adapter)."""
+    from pathlib import Path
+
+    from mergenet.deltas.hashing import sha256_file
+
+    root = Path(folder)
+    config = (root / "adapter_config.json").read_bytes()
+    return adapter_sha256(config, sha256_file(root / "adapter_model.safetensors"))
 
 
 def submission_message(sha256: str, parent_hash: str, nonce: int, chain_id: int) -> str:

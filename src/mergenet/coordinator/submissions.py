@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.coordinator.db import transaction
-from mergenet.coordinator.signing import SignatureError, verify_submission
+from mergenet.coordinator.signing import SignatureError, adapter_sha256, verify_submission
 from mergenet.deltas.errors import DeltaValidationError
 
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -142,14 +142,29 @@ class SubmissionService:
             raise SubmissionError(422, "signature must be 65 bytes as hex (0x + 130 hex digits)")
         return to_checksum_address(up.address), up.parent_hash.lower().removeprefix("0x"), nonce
 
-    def submit(self, up: Upload, stream: BinaryIO) -> m.Contribution:
-        """Validate and record one dense safetensors delta; raises SubmissionError."""
+    def submit(
+        self, up: Upload, stream: BinaryIO, adapter_config: bytes | None = None
+    ) -> m.Contribution:
+        """Validate and record one delta; raises SubmissionError.
+
+        With ``adapter_config`` (the bytes of a PEFT ``adapter_config.json``) the stream is the
+        adapter's ``adapter_model.safetensors`` and the signed hash is
+        :func:`mergenet.coordinator.signing.adapter_sha256`.
+        """
         address, parent_hash, nonce = self._fields(up)
-        tmp = self.store.incoming(".safetensors")
+        if adapter_config is not None and len(adapter_config) > 1 << 20:
+            raise SubmissionError(413, "adapter_config.json is over 1 MiB")
+        tmp = self.store.incoming(".lora" if adapter_config is not None else ".safetensors")
+        weights = tmp / "adapter_model.safetensors" if adapter_config is not None else tmp
+        if adapter_config is not None:
+            tmp.mkdir()
+            (tmp / "adapter_config.json").write_bytes(adapter_config)
         try:
-            sha, size = receive(stream, tmp, self.upload_cap(parent_hash))
+            sha, size = receive(stream, weights, self.upload_cap(parent_hash))
             if size == 0:
                 raise SubmissionError(422, "the uploaded file is empty")
+            if adapter_config is not None:
+                sha = adapter_sha256(adapter_config, sha)
             try:
                 verify_submission(address, up.signature, sha, parent_hash, nonce, self.chain_id)
             except SignatureError as exc:
@@ -157,8 +172,7 @@ class SubmissionService:
             with self._lock:
                 return self._check_and_record(tmp, sha, size, address, parent_hash, nonce, up)
         finally:
-            if tmp.exists():
-                tmp.unlink()
+            discard(tmp)
 
     def _check_and_record(
         self,
@@ -170,8 +184,13 @@ class SubmissionService:
         nonce: int,
         up: Upload,
     ) -> m.Contribution:
+        from mergenet.deltas.lora import LoraDelta
         from mergenet.deltas.models import ModelSource
-        from mergenet.deltas.validate import ValidationLimits, validate_delta_file
+        from mergenet.deltas.validate import (
+            ValidationLimits,
+            validate_delta_file,
+            validate_lora_adapter,
+        )
 
         with self.factory() as s:
             parent = s.scalar(select(m.Version).where(m.Version.hash == parent_hash))
@@ -197,18 +216,26 @@ class SubmissionService:
                 (c.sha256, c.address)
                 for c in s.scalars(select(m.Contribution).order_by(m.Contribution.id))
             ]
-        _sniff(tmp)
+        lora = tmp.is_dir()
+        _sniff(tmp / "adapter_model.safetensors" if lora else tmp)
+        limits = ValidationLimits(
+            max_file_bytes=self.upload_cap(parent_hash),
+            max_relative_norm=self.limits.max_relative_norm,
+        )
         try:
-            report = validate_delta_file(
-                tmp,
-                ModelSource(parent_dir),
-                ValidationLimits(
-                    max_file_bytes=self.upload_cap(parent_hash),
-                    max_relative_norm=self.limits.max_relative_norm,
-                ),
-            )
+            if lora:
+                report = validate_lora_adapter(tmp, ModelSource(parent_dir), limits)
+                LoraDelta(tmp)  # merges read adapters without the base: no full modules
+            else:
+                report = validate_delta_file(tmp, ModelSource(parent_dir), limits)
         except DeltaValidationError as exc:
-            raise SubmissionError(422, f"invalid delta: {exc}") from None
+            what = "adapter" if lora else "delta"
+            msg = str(exc).replace(str(tmp), what)
+            if "pass the base model" in msg:
+                msg = f"{what} saves full modules (modules_to_save); train LoRA factors only"
+            raise SubmissionError(422, f"invalid {what}: {msg}") from None
+        except (ValueError, KeyError, TypeError) as exc:  # malformed adapter_config.json
+            raise SubmissionError(422, f"invalid adapter_config.json: {exc}") from None
         if report.delta_norm == 0:
             raise SubmissionError(422, "the delta is all zeros: it changes nothing")
         self._check_near_copy(tmp, others)
@@ -224,7 +251,7 @@ class SubmissionService:
                     parent_hash=parent_hash,
                     nonce=nonce,
                     signature=up.signature.lower(),
-                    kind="dense",
+                    kind="lora" if lora else "dense",
                     size_bytes=size,
                     relative_norm=report.relative_norm,
                     status=m.RECEIVED,
@@ -239,10 +266,10 @@ class SubmissionService:
         return row
 
     def _check_near_copy(self, tmp: Path, others: Iterable[tuple[str, str]]) -> None:
-        from mergenet.deltas.sources import DenseDelta, as_source
+        from mergenet.deltas.sources import as_source
         from mergenet.deltas.validate import delta_cosine
 
-        new = DenseDelta(tmp)
+        new = as_source(tmp)
         for sha, address in others:
             path = self.store.delta_path(sha)
             if not path.exists():
