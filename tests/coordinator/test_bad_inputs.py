@@ -18,7 +18,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from sqlalchemy import select
-from tests.coordinator.conftest import account, signed_form
+
+from .conftest import account, signed_form
 
 pytestmark = pytest.mark.world
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.coordinator.conftest import account, signed_form
-from tests.coordinator.server import CoordinatorProcess
+
+from .conftest import account, signed_form
+from .server import CoordinatorProcess
 
 pytestmark = [pytest.mark.world, pytest.mark.slow]
 

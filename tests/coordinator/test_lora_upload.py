@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import torch
 from sqlalchemy import select
-from tests.coordinator.conftest import account
+
+from .conftest import account
 
 pytestmark = pytest.mark.world
 

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
-from tests.coordinator.conftest import account, signed_form
 
 from mergenet.coordinator import models as m
 from mergenet.coordinator.db import Base, make_engine, transaction
 from mergenet.coordinator.migrate import downgrade, upgrade
+
+from .conftest import account, signed_form
 
 
 def test_migrations_match_the_models_and_round_trip(db_url: str) -> None:
