@@ -27,8 +27,8 @@ from mergenet.merge_strategies.recipe import Contribution, NoiseSpec, Recipe
 
 @dataclass(frozen=True)
 class ProposalConfig:
-    weight_low: float = 0.05
-    weight_high: float = 1.0
+    weight_low: float = 0.03
+    weight_high: float = 0.6
     """Range of a single contribution's weight (log-uniform)."""
     multi_low: float = 0.01
     multi_high: float = 0.3
