@@ -3,12 +3,13 @@
 Builds (or reuses, from the cache) the self-contained world — tokenizer, base Llama, one
 fine-tuned contributor per task group and a monolith trained on all of their data with the
 same total compute — then merges *all* contributors' deltas into the base with each
-strategy at its default parameters (weights 1) and scores every model on the world's
-held-out Dharma set. Prints a table of macro (unweighted over tasks) held-out metrics:
+strategy at its default parameters (weights 1, mergekit's defaults) and scores every model
+on the world's held-out Dharma set. Prints macro (unweighted over tasks) held-out metrics:
 ``acc_choice`` (choice log-likelihood), ``acc_letter`` (answer-letter logits), answer loss
 and perplexity. Usage::
 
-    python benchmarks/merge_quality.py                    # the default world
+    python benchmarks/merge_quality.py                      # build/reuse the default world
+    python benchmarks/merge_quality.py --world DIR          # an existing (even partial) world
     python benchmarks/merge_quality.py --strategies ties consensus task_arithmetic
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 METRICS = ("acc_choice", "acc_letter", "answer_loss", "ppl")
 
@@ -24,34 +26,43 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--strategies", nargs="*", help="default: every strategy taking k deltas")
     ap.add_argument("--split", default="heldout")
+    ap.add_argument("--world", type=Path, help="use this world folder as it is (no build)")
     args = ap.parse_args()
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from mergenet.config import get_settings
-    from mergenet.ecosystem.report import evaluate_world
+    from mergenet.deltas.models import ModelSource
     from mergenet.ecosystem.spec import WorldSpec
-    from mergenet.ecosystem.world import build_world
+    from mergenet.ecosystem.world import World, build_world
     from mergenet.evaluator.scoring import evaluate_items
     from mergenet.merge_strategies import engine, registry
 
     settings = get_settings()
-    world = build_world(WorldSpec(seed=settings.world_seed), settings.world_root)
-    reference = evaluate_world(world, split=args.split)
+    spec = WorldSpec(seed=settings.world_seed)
+    world = World(args.world, spec) if args.world else build_world(spec, settings.world_root)
     tokenizer = AutoTokenizer.from_pretrained(world.tokenizer_dir)
     items = world.items(args.split)
-    names = world.contributor_names
+    names = [n for n in world.contributor_names if world.delta_path(n).exists()]
     deltas = [world.delta_path(n) for n in names]
     k = len(deltas)
+
+    def score(path: Path) -> dict[str, float]:
+        m = AutoModelForCausalLM.from_pretrained(path, dtype="float32").eval()
+        r = evaluate_items(m, tokenizer, items)
+        return {metric: r.macro(metric) for metric in METRICS}
+
+    rows: dict[str, dict[str, float]] = {"base": score(world.base_dir)}
+    singles = {n: score(world.contributor_dir(n)) for n in names}
+    best = max(singles, key=lambda n: singles[n]["acc_choice"])
+    rows[f"best single ({best})"] = singles[best]
+    rows["mean single"] = {m: sum(s[m] for s in singles.values()) / k for m in METRICS}
+    if (world.monolith_dir / "config.json").exists():
+        rows["monolith"] = score(world.monolith_dir)
+    print({n: round(s["acc_choice"], 4) for n, s in singles.items()}, flush=True)
+
     model = AutoModelForCausalLM.from_pretrained(world.base_dir, dtype="float32").eval()
-    base = {n: t.detach().clone() for n, t in model.state_dict().items()}
-
-    rows: dict[str, dict[str, float]] = {}
-    rows["base"] = {m: reference["base"].macro(m) for m in METRICS}
-    best = max(names, key=lambda n: reference[n].macro("acc_choice"))
-    rows[f"best single ({best})"] = {m: reference[best].macro(m) for m in METRICS}
-    rows["monolith"] = {m: reference["monolith"].macro(m) for m in METRICS}
-
+    base = ModelSource(world.base_dir).state_dict()  # as stored (a tied lm_head is not)
     chosen = args.strategies or [
         s.name
         for s in registry.all_strategies()
@@ -61,14 +72,13 @@ def main() -> None:
         t0 = time.perf_counter()
         merged = engine.merge_state_dict(name, base, deltas, [1.0] * k, seed=0)
         seconds = time.perf_counter() - t0
-        model.load_state_dict(merged)
+        model.load_state_dict(merged, strict=False)
         result = evaluate_items(model, tokenizer, items)
         rows[name] = {m: result.macro(m) for m in METRICS} | {"merge s": seconds}
-        print(name, rows[name], flush=True)
-    model.load_state_dict(base)
+        print(name, {m: round(v, 4) for m, v in rows[name].items()}, flush=True)
 
     cols = [*METRICS, "merge s"]
-    print(f"\nheld-out macro metrics, {k} contributors merged at default parameters")
+    print(f"\n{args.split} macro metrics; {k} contributors merged at default parameters")
     print("| model | " + " | ".join(cols) + " |")
     print("|---|" + "---|" * len(cols))
     for label, r in rows.items():
