@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-WORLD_FORMAT = 1
+WORLD_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,12 @@ class ContributorSpec:
 
 
 DEFAULT_CONTRIBUTORS: tuple[ContributorSpec, ...] = (
-    ContributorSpec("alice", ("add_small",)),
+    ContributorSpec("alice", ("plus_ten",)),
     ContributorSpec("bob", ("successor",)),
     ContributorSpec("carol", ("upper",)),
-    ContributorSpec("dave", ("sort",)),
+    ContributorSpec("dave", ("predecessor",)),
     ContributorSpec("erin", ("repeat",)),
-    ContributorSpec("frank", ("lookup",)),
+    ContributorSpec("frank", ("double",)),
     ContributorSpec("grace", ("convert", "compare")),
     ContributorSpec("heidi", ("bits", "maxlist")),
 )

@@ -203,6 +203,28 @@ def _successor(rng: random.Random) -> Problem:
     )
 
 
+def _predecessor(rng: random.Random) -> Problem:
+    n = rng.randint(11, 999)
+    ans = n - 1
+    wrong = [str(n), str(n - 2), str(n + 1), str(n - 10), str(n - 11)]
+    return (
+        f"What comes before {n}?",
+        str(ans),
+        _distinct(str(ans), wrong, lambda: str(rng.randint(10, 998))),
+    )
+
+
+def _plus_ten(rng: random.Random) -> Problem:
+    n = rng.randint(100, 989)
+    ans = n + 10
+    wrong = [str(n), str(n + 1), str(n + 11), str(n + 100), str(n + 20), str(n - 10)]
+    return (
+        f"What is {n}+10?",
+        str(ans),
+        _distinct(str(ans), wrong, lambda: str(rng.randint(100, 999))),
+    )
+
+
 def _spaced(letters: str) -> str:
     return " ".join(letters)
 
@@ -228,6 +250,22 @@ def _repeat(rng: random.Random) -> Problem:
         f"Say twice: {_spaced(digits)}",
         ans,
         _distinct(ans, near, lambda: _spaced(_letters(rng, 2 * len(digits), string.digits))),
+    )
+
+
+def _double(rng: random.Random) -> Problem:
+    digits = _letters(rng, rng.randint(3, 5), string.digits)
+    ans = "".join(str(2 * int(d) % 10) for d in digits)
+    near = [digits, ans[::-1], *(ans[:i] + digits[i] + ans[i + 1 :] for i in range(len(digits)))]
+    near += [p for p in _permutations(rng, ans)]
+    return (
+        f"Double each digit (mod 10): {_spaced(digits)}",
+        _spaced(ans),
+        _distinct(
+            _spaced(ans),
+            [_spaced(x) for x in near],
+            lambda: _spaced(_letters(rng, len(digits), string.digits)),
+        ),
     )
 
 
@@ -257,6 +295,9 @@ TASKS: dict[str, TaskFamily] = {
         TaskFamily("sequence", "next term of an arithmetic sequence", _sequence),
         TaskFamily("add_small", "a two-digit plus a one-digit number", _add_small),
         TaskFamily("successor", "the number after a number", _successor),
+        TaskFamily("predecessor", "the number before a number", _predecessor),
+        TaskFamily("plus_ten", "a three-digit number plus ten", _plus_ten),
+        TaskFamily("double", "double each digit, modulo 10", _double),
         TaskFamily("upper", "uppercase spaced letters", _upper),
         TaskFamily("repeat", "say a digit string twice", _repeat),
         TaskFamily("maxlist", "the largest of four numbers", _maxlist),
