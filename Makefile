@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test lint format bench petals-env
+.PHONY: setup demo test lint format bench petals-env world
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -29,7 +29,11 @@ node_modules/.installed: package.json
 demo: setup
 	$(VENV)/bin/mergenet demo
 
-test: setup petals-env
+# The model world is built (or found in the cache) before the tests that use it.
+world: setup
+	$(VENV)/bin/mergenet world build
+
+test: setup petals-env world
 	$(VENV)/bin/pytest
 
 lint: setup
