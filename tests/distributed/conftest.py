@@ -9,6 +9,8 @@ left. The Petals environment comes from ``make petals-env`` (``make test`` build
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +89,26 @@ def worker(swarm, tmp_path_factory):
     finally:
         w.close()
         assert not procs.group_alive(w.proc.pid)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A private redis-server on a free loopback port (the shared one on 6379 stays untouched)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is needed (Debian package redis-server)")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("redis") / "redis.log"
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = procs.spawn(argv, log, os.environ)
+    try:
+        procs.wait_for_log(proc, log, r"Ready to accept connections", 30)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        procs.stop_group(proc.pid)

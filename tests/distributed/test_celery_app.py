@@ -8,8 +8,6 @@ and its crash tests are still to come (issue 7).
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -17,28 +15,6 @@ from pathlib import Path
 import pytest
 
 from mergenet.distributed import procs
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path):
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is needed (Debian package redis-server)")
-    port = _free_port()
-    log = tmp_path / "redis.log"
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = procs.spawn(argv, log, os.environ)
-    try:
-        procs.wait_for_log(proc, log, r"Ready to accept connections", 30)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        procs.stop_group(proc.pid)
 
 
 @pytest.mark.redis

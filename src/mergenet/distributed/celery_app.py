@@ -8,9 +8,14 @@ the queue when its worker dies mid-task, and one task is prefetched at a time so
 worker does not hoard work. Recording exactly once is the caller's part: outcomes carry the
 caller's task key, so a redelivered task's second outcome is recognised and dropped.
 
-Not done yet (issue 7): a ``CeleryEvaluationPool`` behind the coordinator's
-``EvaluationPool`` interface, and workers fetching artifacts over HTTP by content hash
-(here ``WorkerEnv.store_root`` must be a shared folder).
+A worker that dies as a whole (SIGKILL, lost machine) leaves its task unacknowledged in
+Redis; another worker restores it after ``visibility_timeout`` seconds
+(``MERGENET_CELERY_VISIBILITY_TIMEOUT``; keep it above the longest task, or a slow task is
+started twice — harmless for the result, which is recorded once, but wasted work).
+``CeleryEvaluationPool`` (``celery_pool``) is the coordinator-side half.
+
+Not done yet (issue 7): workers fetching artifacts over HTTP by content hash (here
+``WorkerEnv.store_root`` must be a folder the workers share).
 """
 
 from __future__ import annotations
@@ -19,16 +24,34 @@ from dataclasses import asdict
 from typing import Any
 
 from celery import Celery
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mergenet.config import get_settings
 
 TASK_NAME = "mergenet.evaluate"
 
 
-def make_app(redis_url: str | None = None) -> Celery:
+class CelerySettings(BaseSettings):
+    """Delivery knobs (``MERGENET_CELERY_<NAME>``); the broker URL is ``MERGENET_REDIS_URL``."""
+
+    model_config = SettingsConfigDict(env_prefix="MERGENET_CELERY_", extra="ignore")
+
+    visibility_timeout: float = 3600.0
+    """Seconds before an unacknowledged task (its worker gone) is handed to another worker."""
+    restore_interval: float = 10.0
+    """Seconds between a worker's sweeps for such tasks."""
+
+
+def make_app(redis_url: str | None = None, settings: CelerySettings | None = None) -> Celery:
     url = redis_url or get_settings().redis_url
+    cs = settings or CelerySettings()
     app = Celery("mergenet", broker=url, backend=url)
     app.conf.update(
+        broker_transport_options={
+            "visibility_timeout": cs.visibility_timeout,
+            "unacked_restore_interval": cs.restore_interval,
+            "unacked_restore_throttle": 1,
+        },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

@@ -1,0 +1,77 @@
+"""``CeleryEvaluationPool``: the coordinator's ``EvaluationPool`` over Celery workers.
+
+Tasks go to the workers of ``mergenet.distributed.celery_app`` as JSON (a recipe and a
+sample spec, never weights). Each task's Celery id is derived from its key and content, so
+the result backend holds at most one result per (candidate, sample): a task delivered twice
+(its first worker died after starting it) still yields one outcome, and ``poll`` hands each
+key back once. Pass an instance as ``Coordinator(..., pool=...)`` to scale out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+
+from celery import Celery
+from celery.result import AsyncResult
+
+from mergenet.coordinator.evaluation import EvalOutcome, EvalTask, WorkerEnv
+from mergenet.distributed.celery_app import TASK_NAME
+from mergenet.distributed.celery_app import app as default_app
+
+
+def task_payload(task: EvalTask) -> dict:
+    return {"key": task.key, "recipe": task.recipe, "sample": asdict(task.sample)}
+
+
+def task_id(task: EvalTask) -> str:
+    """The Celery id: the caller's key plus a digest of what is evaluated."""
+    blob = json.dumps(task_payload(task), sort_keys=True, separators=(",", ":")).encode()
+    return f"{task.key}:{hashlib.sha256(blob).hexdigest()[:16]}"
+
+
+class CeleryEvaluationPool:
+    """Submit to Celery, collect whichever tasks finish first; no generation barrier."""
+
+    def __init__(self, env: WorkerEnv, *, app: Celery | None = None, capacity: int = 2):
+        self.env = env
+        self.app = app or default_app
+        self._capacity = capacity
+        self._pending: dict[str, tuple[str, AsyncResult]] = {}
+
+    @property
+    def capacity(self) -> int:
+        """Tasks the loop keeps in flight: about the number of worker slots."""
+        return self._capacity
+
+    def submit(self, task: EvalTask) -> None:
+        tid = task_id(task)
+        if tid in self._pending:
+            return
+        result = self.app.send_task(
+            TASK_NAME, args=[asdict(self.env), task_payload(task)], task_id=tid
+        )
+        self._pending[tid] = (task.key, result)
+
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def poll(self, timeout: float) -> list[EvalOutcome]:
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [tid for tid, (_, r) in self._pending.items() if r.ready()]
+            if done or time.monotonic() >= deadline:
+                return [self._outcome(tid) for tid in done]
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def _outcome(self, tid: str) -> EvalOutcome:
+        key, result = self._pending.pop(tid)
+        if result.successful():
+            return EvalOutcome(**result.result)
+        return EvalOutcome(key=key, error=f"worker failed: {result.result!r}")
+
+    def close(self) -> None:
+        """Forget pending tasks (they finish on the workers; their results expire)."""
+        self._pending.clear()
