@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--strategies", nargs="*", help="default: every strategy taking k deltas")
     ap.add_argument("--split", default="heldout")
     ap.add_argument("--world", type=Path, help="use this world folder as it is (no build)")
+    ap.add_argument("--no-reference", action="store_true", help="skip base/singles/monolith")
     args = ap.parse_args()
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -52,14 +53,16 @@ def main() -> None:
         r = evaluate_items(m, tokenizer, items)
         return {metric: r.macro(metric) for metric in METRICS}
 
-    rows: dict[str, dict[str, float]] = {"base": score(world.base_dir)}
-    singles = {n: score(world.contributor_dir(n)) for n in names}
-    best = max(singles, key=lambda n: singles[n]["acc_choice"])
-    rows[f"best single ({best})"] = singles[best]
-    rows["mean single"] = {m: sum(s[m] for s in singles.values()) / k for m in METRICS}
-    if (world.monolith_dir / "config.json").exists():
-        rows["monolith"] = score(world.monolith_dir)
-    print({n: round(s["acc_choice"], 4) for n, s in singles.items()}, flush=True)
+    rows: dict[str, dict[str, float]] = {}
+    if not args.no_reference:
+        rows["base"] = score(world.base_dir)
+        singles = {n: score(world.contributor_dir(n)) for n in names}
+        best = max(singles, key=lambda n: singles[n]["acc_choice"])
+        rows[f"best single ({best})"] = singles[best]
+        rows["mean single"] = {m: sum(s[m] for s in singles.values()) / k for m in METRICS}
+        if (world.monolith_dir / "config.json").exists():
+            rows["monolith"] = score(world.monolith_dir)
+        print({n: round(s["acc_choice"], 4) for n, s in singles.items()}, flush=True)
 
     model = AutoModelForCausalLM.from_pretrained(world.base_dir, dtype="float32").eval()
     base = ModelSource(world.base_dir).state_dict()  # as stored (a tied lm_head is not)
