@@ -1,6 +1,9 @@
-"""A real Petals swarm on loopback for the distributed tests, started once per session.
+"""A real Petals swarm on loopback for the distributed tests, started once for them.
 
-The swarm serves the world's base model from two servers (blocks 0:2 and 2:4) behind a
+Package-scoped (this folder has an ``__init__.py``): the swarm stops when the last test here
+has run, not at the end of the whole suite.
+
+The swarm serves the world's base model from two servers (each half the blocks) behind a
 bootstrap DHT peer, started and stopped through the real ``mergenet petals up/down``
 commands. Teardown checks that no process of any peer group and no ``p2pd`` of ours is
 left. The Petals environment comes from ``make petals-env`` (``make test`` builds it).
@@ -55,7 +58,7 @@ def tokenizer(world):
     return AutoTokenizer.from_pretrained(world.base_dir)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def swarm(petals_py, model_dir, tmp_path_factory):
     """``mergenet petals up`` on the world's base; yields its state; ``down`` at the end."""
     from mergenet.distributed.swarm import SwarmState, swarm_dir
@@ -76,7 +79,7 @@ def swarm(petals_py, model_dir, tmp_path_factory):
         assert not left, f"p2pd left running: {left}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def worker(swarm, tmp_path_factory):
     """A scoring worker (Petals client process) connected to the session swarm."""
     from mergenet.distributed.backend import PetalsWorker
@@ -97,7 +100,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def redis_url(tmp_path_factory):
     """A private redis-server on a free loopback port (the shared one on 6379 stays untouched)."""
     server = shutil.which("redis-server")

@@ -19,10 +19,9 @@ from mergenet.deltas.models import ModelSource
 from mergenet.distributed import procs
 from mergenet.distributed.backend import PetalsWorker
 from mergenet.distributed.candidates import candidate_prefix, serve_candidate
-from mergenet.distributed.petals_model import block_names, client_names
+from mergenet.distributed.petals_model import block_names, client_names, num_blocks
+from mergenet.distributed.swarm import split_blocks
 from mergenet.merge_strategies.recipe import Contribution, Recipe, build
-
-RANGES = [(0, 2), (2, 4)]
 
 
 def _names(folder: Path) -> set[str]:
@@ -47,7 +46,8 @@ def candidate(recipe, world, swarm, tmp_path_factory):
     """The candidate's two server peers (+ client view) on the session swarm's DHT."""
     state, _ = swarm
     work = tmp_path_factory.mktemp("candidate")
-    client, peers = serve_candidate(recipe, world.base_dir, RANGES, state.initial_peers, work)
+    ranges = split_blocks(num_blocks(world.base_dir), 2)
+    client, peers = serve_candidate(recipe, world.base_dir, ranges, state.initial_peers, work)
     try:
         yield client, peers
     finally:

@@ -17,6 +17,7 @@ import torch
 
 from mergenet.distributed import procs
 from mergenet.distributed.backend import PetalsRemoteLM, WorkerError
+from mergenet.distributed.petals_model import num_blocks
 from mergenet.distributed.swarm import start_dht
 
 LOGIT_TOL = 1e-4
@@ -40,13 +41,17 @@ def items(world):
     return [it for task in sorted(by_task) for it in by_task[task][:ROWS_PER_TASK]]
 
 
-def test_up_starts_a_bootstrap_peer_and_two_servers_splitting_the_blocks(swarm, cli) -> None:
+def test_up_starts_a_bootstrap_peer_and_two_servers_splitting_the_blocks(
+    swarm, cli, model_dir: Path
+) -> None:
     _, state_dir = swarm
     out = cli("petals", "status", "--state-dir", str(state_dir))
     assert out.returncode == 0, out.stderr
     state = json.loads(out.stdout)
     assert [p["role"] for p in state["peers"]] == ["dht", "server", "server"]
-    assert [p["blocks"] for p in state["peers"][1:]] == [[0, 2], [2, 4]]
+    n = num_blocks(model_dir)
+    half = (n + 1) // 2
+    assert [p["blocks"] for p in state["peers"][1:]] == [[0, half], [half, n]]
     assert all(p["alive"] for p in state["peers"])
     assert all(p["maddr"].startswith("/ip4/127.0.0.1/tcp/") for p in state["peers"])
     assert {p["prefix"] for p in state["peers"][1:]} == {state["prefix"]} == {"core"}
