@@ -190,8 +190,7 @@ def main() -> None:
         f"monolith {ref['monolith'].macro('acc_choice'):.4f})"
     )
     print(
-        f"| evaluations | loop (H(s), {t_loop:.0f} s) "
-        f"| CMA-ES ({args.strategy}, {t_cma:.0f} s) |"
+        f"| evaluations | loop (H(s), {t_loop:.0f} s) | CMA-ES ({args.strategy}, {t_cma:.0f} s) |"
     )
     print("|---:|---:|---:|")
     marks = sorted({*range(args.every, args.budget + 1, args.every), args.budget})

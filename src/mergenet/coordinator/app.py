@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from mergenet.coordinator import queries
 from mergenet.coordinator.runtime import Coordinator
 from mergenet.coordinator.submissions import SubmissionError, Upload
+from mergenet.coordinator.web.routes import web_router
 
 
 def create_app(coord: Coordinator) -> FastAPI:
@@ -143,4 +144,5 @@ def create_app(coord: Coordinator) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.include_router(web_router(coord))
     return app

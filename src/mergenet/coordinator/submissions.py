@@ -230,7 +230,7 @@ class SubmissionService:
                 report = validate_delta_file(tmp, ModelSource(parent_dir), limits)
         except DeltaValidationError as exc:
             what = "adapter" if lora else "delta"
-            msg = str(exc).replace(str(tmp), what)
+            msg = str(exc).replace(str(tmp), what).replace(tmp.name, what)
             if "pass the base model" in msg:
                 msg = f"{what} saves full modules (modules_to_save); train LoRA factors only"
             raise SubmissionError(422, f"invalid {what}: {msg}") from None
