@@ -163,17 +163,30 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strategy", default="ties", help="CMA-ES's fixed strategy")
     ap.add_argument("--every", type=int, default=10, help="table row every N evaluations")
+    ap.add_argument("--world", type=Path, help="an existing world folder (default: build/reuse)")
     args = ap.parse_args()
 
     from mergenet.config import get_settings
-    from mergenet.ecosystem.report import evaluate_world
-    from mergenet.ecosystem.spec import WorldSpec
-    from mergenet.ecosystem.world import build_world
+    from mergenet.ecosystem.spec import ContributorSpec, WorldSpec
+    from mergenet.ecosystem.world import World, build_world
 
     settings = get_settings()
-    world = build_world(WorldSpec(seed=settings.world_seed), settings.world_root)
-    ref = evaluate_world(world, split="heldout")
-    best_single = max(ref[n].macro("acc_choice") for n in world.contributor_names)
+    if args.world is not None:  # e.g. a world still being tuned: its folders as they are
+        names = sorted(p.name for p in (args.world / "contributors").iterdir())
+        spec = WorldSpec(contributors=tuple(ContributorSpec(n, ()) for n in names))
+        world = World(args.world, spec)
+    else:
+        world = build_world(WorldSpec(seed=settings.world_seed), settings.world_root)
+    base_acc = heldout_acc(world)
+    singles = {
+        n: heldout_acc(world, folder=world.contributor_dir(n)) for n in world.contributor_names
+    }
+    best_single = max(singles.values())
+    mono = (
+        f", monolith {heldout_acc(world, folder=world.monolith_dir):.4f}"
+        if (world.monolith_dir / "config.json").exists()
+        else ""
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         loop = run_loop(world, Path(tmp) / "loop", args.budget, args.workers, args.seed)
@@ -185,9 +198,8 @@ def main() -> None:
         t_cma = time.perf_counter() - t0
     print(
         f"\nheld-out macro acc_choice of the best-so-far model vs evaluations "
-        f"(budget {args.budget}; base {ref['base'].macro('acc_choice'):.4f}, "
-        f"best single contributor {best_single:.4f}, "
-        f"monolith {ref['monolith'].macro('acc_choice'):.4f})"
+        f"(budget {args.budget}; base {base_acc:.4f}, "
+        f"best single contributor {best_single:.4f}{mono})"
     )
     print(
         f"| evaluations | loop (H(s), {t_loop:.0f} s) | CMA-ES ({args.strategy}, {t_cma:.0f} s) |"
