@@ -89,11 +89,13 @@ function drawScore(points, versions) {
 function appendPoints(points) {
   const c = pointColumns(points);
   if (!c.n) return;
-  Plotly.extendTraces($("score-chart"), { x: [c.x, c.x], y: [c.s, c.d], text: [c.text, c.text] }, [0, 1]);
+  // one call per trace: extendTraces needs every key it is given to exist on every trace
+  Plotly.extendTraces($("score-chart"), { x: [c.x], y: [c.s], text: [c.text] }, [0]);
+  Plotly.extendTraces($("score-chart"), { x: [c.x], y: [c.d] }, [1]);
   state.points += c.n;
 }
 
-function markVersions(versions) {
+function markVersions() {
   const m = markColumns(state.versions);
   Plotly.restyle($("score-chart"), { x: [m.x], y: [m.y], text: [m.text] }, [2]);
 }
