@@ -17,6 +17,7 @@ from mergenet.coordinator import models as m
 from mergenet.coordinator.db import transaction
 from mergenet.coordinator.loop import current_weights, default_strategies
 from mergenet.evaluator.results import EvalResult, TaskResult
+from mergenet.rewards.ledger import accrue
 
 TASKS = ("ARC-Challenge", "add_small", "lookup", "plus_ten", "predecessor", "sort")
 STRATEGIES = default_strategies()
@@ -26,6 +27,11 @@ T0 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def reward_units(gain: float) -> int:
+    """Base units (18 decimals) for a contribution's ΔS: 2500 tokens per 0.001."""
+    return round(gain * 1000) * 2500 * 10**18
 
 
 def result(level: float) -> dict:
@@ -92,6 +98,8 @@ class Recorder:
                         )
                     )
                     shas.append(h)
+                    # the reward the chain hooks would accrue for a scored contribution
+                    accrue(s, contribution_id=h, account=addr, amount=reward_units(gain))
         return shas
 
     def _candidate(self, s: Session, strategy: str, shas: list[str], status: str) -> m.Candidate:

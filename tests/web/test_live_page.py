@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .history import STRATEGIES, TASKS, Recorder
+from .history import STRATEGIES, TASKS, Recorder, reward_units
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,6 +145,8 @@ def _chart(page: Any) -> dict[str, Any]:
 def test_live_page_draws_history_and_follows_new_versions(coordinator: Any, server: str) -> None:
     from playwright.sync_api import sync_playwright
 
+    from mergenet.rewards.units import format_tokens
+
     rec = Recorder(coordinator.factory)
     expected = _record_history(rec)
 
@@ -168,6 +170,9 @@ def test_live_page_draws_history_and_follows_new_versions(coordinator: Any, serv
             assert chart["taskBars"] == [len(TASKS), len(TASKS)]
             assert chart["rows"] == len(ADDRESSES)
             assert page.inner_text("#stat-versions") == "2"
+            top = page.inner_text("#leaderboard tbody tr:first-child")
+            assert ADDRESSES[0] in top
+            assert format_tokens(reward_units(0.006) + reward_units(0.007)) in top
 
             # a version accepted while the page is open arrives over SSE, without a reload
             page.evaluate("() => { window.__noReload = true; }")
@@ -196,6 +201,7 @@ def test_live_page_draws_history_and_follows_new_versions(coordinator: Any, serv
             )
             assert STRATEGIES[-1] in hover and "contributions (3)" in hover
             assert not errors, errors
+            page.wait_for_timeout(600)  # let the hover label finish fading in
 
             out = ROOT / "test-artifacts" / "live-page.png"
             out.parent.mkdir(exist_ok=True)

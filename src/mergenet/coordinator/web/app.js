@@ -9,16 +9,25 @@ const LAYOUT = {
   font: { color: "#c9d1d9", size: 12 },
   margin: { l: 52, r: 56, t: 10, b: 40 },
   legend: { orientation: "h", y: 1.12, x: 0, bgcolor: "rgba(0,0,0,0)" },
-  hoverlabel: { bgcolor: "#0d1117", bordercolor: "#30363d", font: { family: "ui-monospace, DejaVu Sans Mono, monospace", size: 12 } },
+  hoverlabel: {
+    bgcolor: "#0d1117", bordercolor: "#58a6ff", align: "left",
+    font: { color: "#e6edf3", family: "ui-monospace, DejaVu Sans Mono, monospace", size: 12 },
+  },
   uirevision: "keep",
 };
 const AXIS = { gridcolor: "#21262d", zerolinecolor: "#30363d", linecolor: "#30363d" };
 const CONFIG = { displaylogo: false, responsive: true };
+// the two side panels: legend above the plot, room for category labels below
+const PANEL = {
+  ...LAYOUT, margin: { l: 52, r: 16, t: 36, b: 48 },
+  legend: { ...LAYOUT.legend, y: 1.02, yanchor: "bottom" },
+};
 const CORE_PURPOSES = new Set(["selection", "confirmation"]);
 
 const state = { points: 0, versions: [], cursor: null, refresh: null };
 const $ = (id) => document.getElementById(id);
 const short = (h) => (h ? h.slice(0, 10) : "–");
+const pct = (x) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(1)}%`);
 const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
 
 async function getJSON(url) {
@@ -31,7 +40,7 @@ async function getJSON(url) {
 
 function pointHover(p) {
   return `<b>${p.purpose}</b> · candidate ${p.candidate}<br>strategy ${p.strategy} (${p.kind})` +
-    `<br>S ${fmt(p.score, 4)} · ΔS ${fmt(p.gain, 4)}<br>Dharma ${fmt(p.dharma)}`;
+    `<br>S ${fmt(p.score, 4)} · ΔS ${fmt(p.gain, 4)}<br>Dharma ${pct(p.dharma)}`;
 }
 
 function versionHover(v) {
@@ -41,7 +50,7 @@ function versionHover(v) {
   const params = Object.entries(v.params || {}).map(([k, x]) => `${k}=${typeof x === "number" ? fmt(x, 3) : JSON.stringify(x)}`);
   return `<b>★ version ${short(v.hash)}</b><br>strategy <b>${v.strategy}</b>` +
     (params.length ? `<br>recipe ${params.join(", ")}` : "") +
-    `<br>S ${fmt(v.score, 4)} · ΔS ${fmt(v.gain, 4)} · Dharma ${fmt(v.dharma)}` +
+    `<br>S ${fmt(v.score, 4)} · ΔS ${fmt(v.gain, 4)} · Dharma ${pct(v.dharma)}` +
     `<br>contributions (${contribs.length}):<br>${contribs.slice(0, 8).join("<br>")}` +
     (contribs.length > 8 ? `<br>  … ${contribs.length - 8} more` : "");
 }
@@ -69,7 +78,7 @@ function drawScore(points, versions) {
     { name: "S (merge evaluations)", x: c.x, y: c.s, text: c.text, hovertemplate: "%{text}<extra></extra>",
       type: "scatter", mode: "lines+markers", line: { color: "#58a6ff", width: 1.5, shape: "linear" },
       marker: { size: 5, color: "#58a6ff" } },
-    { name: "macro Dharma accuracy", x: c.x, y: c.d, yaxis: "y2", hovertemplate: "Dharma %{y:.3f}<extra></extra>",
+    { name: "macro Dharma accuracy", x: c.x, y: c.d, yaxis: "y2", hovertemplate: "Dharma %{y:.1%}<extra></extra>",
       type: "scatter", mode: "lines", line: { color: "#3fb950", width: 1.5, dash: "dot" } },
     { name: "accepted versions", x: m.x, y: m.y, text: m.text, hovertemplate: "%{text}<extra></extra>",
       type: "scatter", mode: "markers",
@@ -79,7 +88,10 @@ function drawScore(points, versions) {
     ...LAYOUT,
     xaxis: { ...AXIS, type: "date" },
     yaxis: { ...AXIS, title: { text: "S" } },
-    yaxis2: { ...AXIS, title: { text: "Dharma acc" }, overlaying: "y", side: "right", showgrid: false, range: [0, 1] },
+    yaxis2: {
+      ...AXIS, title: { text: "macro Dharma accuracy" }, overlaying: "y", side: "right", showgrid: false,
+      range: [0, 1], tickmode: "linear", tick0: 0, dtick: 0.2, tickformat: ".0%",
+    },
     hovermode: "closest",
   };
   Plotly.react($("score-chart"), traces, layout, CONFIG);
@@ -111,7 +123,7 @@ async function drawStrategies() {
     hovertemplate: `${name} %{y:.3f}<extra></extra>`,
   }));
   Plotly.react($("strategy-chart"), traces, {
-    ...LAYOUT, legend: { ...LAYOUT.legend, y: 1.2 }, hovermode: "x unified",
+    ...PANEL, hovermode: "x unified",
     xaxis: { ...AXIS, title: { text: "update" } }, yaxis: { ...AXIS, range: [0, 1], title: { text: "H(s)" } },
   }, CONFIG);
 }
@@ -127,8 +139,9 @@ async function drawTasks() {
     bar("base", `base ${short(t.base)}`, "#6e7681"),
     bar("current", `current ${short(t.current)}`, "#58a6ff"),
   ], {
-    ...LAYOUT, barmode: "group", legend: { ...LAYOUT.legend, y: 1.2 },
-    xaxis: { ...AXIS, tickangle: -20 }, yaxis: { ...AXIS, range: [0, 1], title: { text: "accuracy" } },
+    ...PANEL, barmode: "group", bargap: 0.25,
+    xaxis: { ...AXIS, tickangle: 0, automargin: true, tickfont: { size: 11 } },
+    yaxis: { ...AXIS, range: [0, 1], tickformat: ".0%", title: { text: "accuracy" } },
   }, CONFIG);
 }
 
@@ -166,14 +179,16 @@ function updateStats(latest) {
   $("stat-evals").textContent = state.points;
   if (cur && !cur.is_base) $("stat-score").textContent = fmt(cur.score, 4);
   const d = cur && cur.dharma !== null && cur.dharma !== undefined ? cur.dharma : latest;
-  if (d !== null && d !== undefined) $("stat-dharma").textContent = fmt(d);
+  if (d !== null && d !== undefined) $("stat-dharma").textContent = pct(d);
 }
 
-function toast(text) {
+function toast(text, at) {
+  // the newest accepted version stays in the header (a page left open shows what happened last)
   const t = $("toast");
-  t.textContent = text; t.hidden = false;
-  clearTimeout(t._timer);
-  t._timer = setTimeout(() => { t.hidden = true; }, 6000);
+  const when = at ? new Date(at) : new Date();
+  t.textContent = `${text} · ${when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+  t.hidden = false;
+  t.style.animation = "none"; void t.offsetWidth; t.style.animation = "";  // replay the arrival
 }
 
 // ---------------------------------------------------------------- live
@@ -199,7 +214,7 @@ function connect() {
     updateStats(null);
     refreshPanels();
     const v = versions[versions.length - 1];
-    toast(`★ new version ${short(v.hash)} · ${v.strategy} · ΔS ${fmt(v.gain, 4)}`);
+    toast(`★ new version ${short(v.hash)} · ${v.strategy} · ΔS ${fmt(v.gain, 4)}`, v.at);
   });
   es.onerror = () => setStatus("down", "reconnecting…");  // EventSource retries by itself
 }
