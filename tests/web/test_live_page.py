@@ -6,10 +6,6 @@ page is open must appear without a reload (server-sent events).
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,79 +33,6 @@ ADDRESSES = [
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tiny_base(folder: Path) -> Path:
-    """A two-tensor safetensors checkpoint: enough for the coordinator to register version 0
-    (the page never loads weights), so the test needs no model world."""
-    import torch
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True)
-    g = torch.Generator().manual_seed(0)
-    save_file(
-        {
-            "embed.weight": torch.randn(8, 4, generator=g),
-            "head.weight": torch.randn(4, 8, generator=g),
-        },
-        str(folder / "model.safetensors"),
-    )
-    (folder / "config.json").write_text("{}")
-    return folder
-
-
-@pytest.fixture
-def coordinator(tmp_path: Path) -> Iterator[Any]:
-    from mergenet.config import Settings
-    from mergenet.coordinator.runtime import Coordinator
-    from mergenet.coordinator.settings import CoordinatorSettings
-
-    rows = tmp_path / "dev.jsonl"
-    rows.write_text("")
-    coord = Coordinator(
-        Settings(data_dir=tmp_path / "data", database_url=None),
-        CoordinatorSettings(base_dir=_tiny_base(tmp_path / "base"), dev_rows=rows, workers=0),
-    ).open()
-    try:
-        yield coord
-    finally:
-        coord.close()
-
-
-@pytest.fixture
-def server(coordinator: Any) -> Iterator[str]:
-    """uvicorn in a thread on a free loopback port; stopped (and joined) by the fixture."""
-    import uvicorn
-
-    from mergenet.coordinator.app import create_app
-
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(coordinator),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=2,
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="uvicorn-live-page", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=15)
-        assert not thread.is_alive(), "uvicorn did not stop"
 
 
 def _record_history(rec: Recorder) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from mergenet.coordinator import models as m
@@ -37,31 +37,40 @@ def _macro(result: dict[str, Any] | None, attr: str = DHARMA_METRIC) -> float | 
     return sum(vals) / len(vals) if vals else None
 
 
-def score_points(s: Session, after_id: int = 0, limit: int = 5000) -> list[dict[str, Any]]:
-    """Finished evaluations with id > ``after_id``, oldest first: S, ΔS and macro Dharma."""
-    rows = s.execute(
-        select(m.Evaluation, m.Candidate)
-        .join(m.Candidate, m.Candidate.id == m.Evaluation.candidate_id)
-        .where(m.Evaluation.id > after_id)
-        .order_by(m.Evaluation.id)
-        .limit(limit)
-    ).all()
-    return [
-        {
-            "id": e.id,
-            "at": _iso(e.created_at),
-            "purpose": e.purpose,
-            "candidate": c.id,
-            "strategy": c.strategy,
-            "kind": c.kind,
-            "score": e.score,
-            "baseline": e.baseline,
-            "gain": e.gain,
-            "dharma": _macro(e.result),
-            "parent_dharma": _macro(e.parent_result),
-        }
-        for e, c in rows
-    ]
+def _point(e: m.Evaluation, c: m.Candidate) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": _iso(e.created_at),
+        "purpose": e.purpose,
+        "candidate": c.id,
+        "strategy": c.strategy,
+        "kind": c.kind,
+        "score": e.score,
+        "baseline": e.baseline,
+        "gain": e.gain,
+        "dharma": _macro(e.result),
+        "parent_dharma": _macro(e.parent_result),
+    }
+
+
+def _evaluations() -> Select[tuple[m.Evaluation, m.Candidate]]:
+    return select(m.Evaluation, m.Candidate).join(
+        m.Candidate, m.Candidate.id == m.Evaluation.candidate_id
+    )
+
+
+def score_points(s: Session, after_id: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+    """Finished evaluations with id > ``after_id``, oldest first (at most ``limit``; the next
+    call continues): S, ΔS and macro Dharma accuracy."""
+    q = _evaluations().where(m.Evaluation.id > after_id).order_by(m.Evaluation.id).limit(limit)
+    return [_point(e, c) for e, c in s.execute(q).all()]
+
+
+def recent_points(s: Session, limit: int = 5000) -> list[dict[str, Any]]:
+    """The newest ``limit`` evaluations, oldest first: what a page draws when it opens (a
+    coordinator that has run for weeks must not send its whole history)."""
+    q = _evaluations().order_by(m.Evaluation.id.desc()).limit(limit)
+    return [_point(e, c) for e, c in reversed(s.execute(q).all())]
 
 
 def _confirmation(s: Session, candidate_id: int | None) -> m.Evaluation | None:

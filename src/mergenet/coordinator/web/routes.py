@@ -56,12 +56,14 @@ def web_router(coord: Coordinator) -> APIRouter:
     @router.get("/api/live", summary="Everything the live page draws, plus the stream cursor")
     def live() -> dict[str, Any]:
         with coord.factory() as s:
-            ids = leaderboard.latest_ids(s)
-            return {
-                "points": leaderboard.score_points(s, 0),
-                "versions": leaderboard.version_marks(s, 0),
-                "cursor": events.Cursor(ids["evaluation"], ids["version"]).token(),
-            }
+            points = leaderboard.recent_points(s)
+            versions = leaderboard.version_marks(s, 0)
+        # the cursor is what was sent, not a separate max(id) read: under READ COMMITTED a
+        # row committed between two reads would otherwise be sent twice or never
+        cursor = events.Cursor(
+            points[-1]["id"] if points else 0, versions[-1]["id"] if versions else 0
+        )
+        return {"points": points, "versions": versions, "cursor": cursor.token()}
 
     @router.get("/api/leaderboard", summary="Contributors: contributions, best score, rewards")
     def board() -> list[dict[str, Any]]:
