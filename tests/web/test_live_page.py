@@ -71,7 +71,6 @@ def test_live_page_draws_history_and_follows_new_versions(coordinator: Any, serv
     from mergenet.rewards.units import format_tokens
 
     rec = Recorder(coordinator.factory)
-    expected = _record_history(rec)
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -79,7 +78,14 @@ def test_live_page_draws_history_and_follows_new_versions(coordinator: Any, serv
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            # a fresh coordinator (only the base version): the page opens cleanly, empty
             page.goto(server + "/")
+            page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+            assert _chart(page)["points"] == 0
+            assert page.inner_text("#leaderboard tbody") == "no contributions yet"
+
+            expected = _record_history(rec)
+            page.reload()
             page.wait_for_selector("body[data-ready='1']", timeout=20_000)
             page.wait_for_selector("#status.live", timeout=10_000)
 
