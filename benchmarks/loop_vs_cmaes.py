@@ -103,6 +103,7 @@ def run_cmaes(
     from mergenet.deltas.hashing import sha256_file
     from mergenet.merge_strategies.recipe import build
 
+    data.mkdir(parents=True, exist_ok=True)
     engine = make_engine(f"sqlite:///{data / 'cma.db'}")
     upgrade(engine)
     factory = make_session_factory(engine)
