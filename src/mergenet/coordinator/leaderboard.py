@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from mergenet.coordinator import models as m
 from mergenet.coordinator.loop import CONFIRMATION, current_version
 
-DHARMA_METRIC = "acc_letter"
-"""Dharma's own accuracy (answer-letter logits); its macro over tasks is the page's headline."""
+DHARMA_METRIC = "acc_choice"
+"""The headline accuracy: each choice's log-likelihood (lm-eval's method). The letter accuracy
+stays at chance for models this small (README, "Evaluation"), so it would show no progress."""
 
 
 def _iso(t: Any) -> str | None:
