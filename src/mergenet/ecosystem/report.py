@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -51,11 +52,17 @@ def world_table(world: World, results: dict[str, EvalResult], metric: str = "acc
     """Per-task ``metric`` for every model; each contributor's own tasks are marked with *."""
     tasks = list(world.spec.tasks)
     own = {c.name: set(c.tasks) for c in world.spec.contributors}
-    table = Table(title=f"held-out Dharma, {metric} (own tasks marked *)")
-    table.add_column("model")
+    table = Table(
+        title=f"held-out Dharma, {metric} (own tasks marked *)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    table.add_column("model", no_wrap=True)
     for t in tasks:
-        table.add_column(t, justify="right")
-    table.add_column("macro", justify="right")
+        table.add_column(t, justify="right", overflow="fold", min_width=5)
+    table.add_column("macro", justify="right", min_width=5)
     for name, res in results.items():
         cells = []
         for t in tasks:
