@@ -15,7 +15,7 @@ import pytest
 from .conftest import account, signed_form
 from .server import CoordinatorProcess
 
-pytestmark = [pytest.mark.world, pytest.mark.slow]
+pytestmark = [pytest.mark.world, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 BUDGET = 60
 """Loop evaluations (selection + confirmation); ~1–2 s each on the world."""
