@@ -89,6 +89,7 @@ def test_split_bucket_is_sha256_of_the_question_mod_100() -> None:
     assert split_of_question(question, dev_percent=0, heldout_percent=100) == "heldout"
     assert split_of_question(question, dev_percent=0, heldout_percent=0) == "train"
 
+
 @given(
     question=st.text(min_size=1, max_size=40).filter(lambda q: q.strip() and "\n" not in q),
     answer=st.integers(0, 3),
