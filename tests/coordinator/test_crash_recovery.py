@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import account, signed_form
+from .conftest import submit_world_deltas
 from .server import CoordinatorProcess
 
 pytestmark = [pytest.mark.world, pytest.mark.slow]
@@ -58,17 +58,7 @@ def test_kill_9_mid_loop_then_restart(cworld: Any, tmp_path: Path) -> None:
     shas: list[str] = []
     try:
         with server.client() as http:
-            parent = http.get("/api/versions/current").json()["hash"]
-            for i, name in enumerate(cworld.contributor_names):
-                path = cworld.delta_path(name)
-                with path.open("rb") as fh:
-                    r = http.post(
-                        "/api/contributions",
-                        data=signed_form(account(i), path, parent, 1),
-                        files={"file": ("delta.safetensors", fh)},
-                    )
-                assert r.status_code == 201, r.text
-                shas.append(r.json()["sha256"])
+            shas.extend(submit_world_deltas(http, cworld))
         # first crash: while contributions are still being scored
         assert _wait(lambda: _loop_evals(db) >= 3, 300)
         server.kill()

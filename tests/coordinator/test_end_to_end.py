@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import account, signed_form
+from .conftest import account, submit_world_deltas
 from .server import CoordinatorProcess
 
 pytestmark = [pytest.mark.world, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -44,18 +44,7 @@ def test_contributors_submit_and_the_loop_beats_the_best_single(
     started = time.monotonic()
     try:
         with server.client() as http:
-            parent = http.get("/api/versions/current").json()["hash"]
-            shas = []
-            for i, name in enumerate(cworld.contributor_names):
-                path = cworld.delta_path(name)
-                with path.open("rb") as fh:
-                    r = http.post(
-                        "/api/contributions",
-                        data=signed_form(account(i), path, parent, 1),
-                        files={"file": ("delta.safetensors", fh)},
-                    )
-                assert r.status_code == 201, r.text
-                shas.append(r.json()["sha256"])
+            shas = submit_world_deltas(http, cworld)
 
             def loop_evaluations() -> int:
                 h = http.get("/api/history").json()["evaluations"]
