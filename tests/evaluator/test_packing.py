@@ -110,3 +110,24 @@ def test_scores_match_a_plain_transformers_loop(model) -> None:
         ref_answer = sum(float(logp[t - 1, ids[t]]) for t in range(start, len(ids)))
         assert abs(got.total_logprob - ref) < 1e-4
         assert abs(got.answer_logprob - ref_answer) < 1e-4
+
+
+def test_weighted_loss_at_zero_prompt_weight_is_transformers_completion_loss(model) -> None:
+    from mergenet.ecosystem.training import weighted_loss
+
+    rows = [(r, len(r) // 2) for r in _rows(3, 30)]
+    batch = [next(c) for c in [chunk_stream(iter(rows), seq_len=48)] for _ in range(3)]
+    inputs = to_tensors(batch)
+    labels = inputs["input_ids"].clone()
+    labels[~torch.tensor([p.loss_mask for p in batch])] = -100
+    with torch.no_grad():
+        out = model(**inputs, labels=labels)
+        ours = weighted_loss(out.logits, inputs["input_ids"], batch, 0.0)
+        with_prompt = weighted_loss(out.logits, inputs["input_ids"], batch, 0.1)
+    assert ours.item() == pytest.approx(out.loss.item(), rel=1e-5)
+    # prompt tokens add to the loss (normalised by the answer count, so it only grows)
+    assert with_prompt.item() > ours.item()
+    # ... and a row's first token, which has no context in its row, is never weighted
+    for c in batch:
+        for s, _ in c.spans:
+            assert c.context_mask[s] is False

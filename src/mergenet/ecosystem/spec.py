@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-WORLD_FORMAT = 2
+WORLD_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ class WorldSpec:
     """Train only answer tokens (completion-only loss), as the fine-tunes always do."""
     contributor_steps: int = 40
     contributor_lr: float = 2e-3
+    prompt_weight: float = 0.1
+    """Loss weight of prompt tokens (answers weigh 1). Format 2 trained answers only, so the
+    prompt was never modelled and whole-row perplexity (the score's P) was ~7e4 and swung
+    wildly with any change; a tenth of the weight models the prompt and leaves the answer
+    gradient as it was."""
 
     @property
     def tasks(self) -> tuple[str, ...]:

@@ -27,6 +27,13 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.0
     seed: int = 0
+    prompt_weight: float = 0.0
+    """Weight of the tokens before each row's answer start, relative to the answer's 1.0.
+
+    0 trains the answer only (completion-only). A small weight (the world uses 0.1) also
+    models the prompt, so whole-row perplexity stays meaningful, while the answer keeps the
+    gradient it would have alone: the loss is normalised by the answer-token count.
+    """
 
 
 Row = tuple[Sequence[int], int]
@@ -52,6 +59,26 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
 
 
+def weighted_loss(
+    logits: torch.Tensor, input_ids: torch.Tensor, batch: Sequence, prompt_weight: float
+) -> torch.Tensor:
+    """Next-token cross-entropy: answer tokens weigh 1, other in-row tokens ``prompt_weight``.
+
+    Normalised by the number of answer tokens, so with ``prompt_weight=0`` this is exactly the
+    completion-only mean loss (a test checks it against transformers' own loss).
+    """
+    answer = torch.tensor([p.loss_mask for p in batch])[:, 1:]
+    context = torch.tensor([p.context_mask for p in batch])[:, 1:]
+    weights = answer.float() + prompt_weight * (context & ~answer).float()
+    targets = input_ids[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+        targets.reshape(-1),
+        reduction="none",
+    ).view_as(targets)
+    return (per_token * weights).sum() / answer.sum().clamp(min=1)
+
+
 def train_lm(
     model: torch.nn.Module,
     rows: Iterator[Row],
@@ -70,11 +97,9 @@ def train_lm(
     for step in range(cfg.steps):
         batch = [next(chunks) for _ in range(cfg.batch_size)]
         inputs = to_tensors(batch)
-        labels = inputs["input_ids"].clone()
-        labels[~torch.tensor([p.loss_mask for p in batch])] = -100
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss = model(**inputs, labels=labels).loss
+        loss = weighted_loss(model(**inputs).logits, inputs["input_ids"], batch, cfg.prompt_weight)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

@@ -205,6 +205,7 @@ def _train_and_save(
         lr=lr,
         seed=seed,
         warmup=min(20, steps // 5),
+        prompt_weight=spec.prompt_weight,
     )
     started = time.time()
     losses = train_lm(

@@ -24,7 +24,9 @@ class Packed:
     keys: list[int]
     """Caller's index of each packed row, parallel to ``spans``."""
     loss_mask: list[bool] | None = None
-    """Tokens whose prediction is trained (training chunks only)."""
+    """Tokens whose prediction is trained at full weight (training chunks only)."""
+    context_mask: list[bool] | None = None
+    """Tokens with something before them in their row, i.e. any token that can be predicted."""
 
     @property
     def segment_ids(self) -> list[int]:
@@ -68,6 +70,7 @@ def chunk_stream(rows: Iterable[tuple[Sequence[int], int]], *, seq_len: int) -> 
     pos: list[int] = []
     spans: list[tuple[int, int]] = []
     mask: list[bool] = []
+    context: list[bool] = []
     for row, loss_start in rows:
         offset = 0
         while offset < len(row):
@@ -77,10 +80,11 @@ def chunk_stream(rows: Iterable[tuple[Sequence[int], int]], *, seq_len: int) -> 
             pos.extend(range(take))
             # A segment's first token has nothing before it in its row to be predicted from.
             mask.extend(offset + j >= loss_start and j > 0 for j in range(take))
+            context.extend(j > 0 for j in range(take))
             offset += take
             if len(ids) == seq_len:
-                yield Packed(ids, pos, spans, list(range(len(spans))), mask)
-                ids, pos, spans, mask = [], [], [], []
+                yield Packed(ids, pos, spans, list(range(len(spans))), mask, context)
+                ids, pos, spans, mask, context = [], [], [], [], []
 
 
 def block_causal_mask(batch: Sequence[Packed]) -> torch.Tensor:
