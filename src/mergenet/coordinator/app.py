@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
-from mergenet.coordinator import queries
+from mergenet.coordinator import queries, serving
 from mergenet.coordinator.runtime import Coordinator
 from mergenet.coordinator.submissions import SubmissionError, Upload
 from mergenet.coordinator.web.routes import web_router
@@ -94,6 +94,39 @@ def create_app(coord: Coordinator) -> FastAPI:
                 "Content-Disposition": f'attachment; filename="mergenet-{name}.tar.gz"',
                 "X-Mergenet-Version": v.hash,
             },
+        )
+
+    @app.get(
+        "/api/deltas/{sha256}",
+        summary="A stored delta by sha256 (safetensors; a LoRA adapter as .tar.gz), for workers",
+        response_class=Response,
+    )
+    def delta_file(sha256: str) -> Response:
+        try:
+            d = serving.delta(coord.store, sha256)
+        except serving.BadHash as exc:
+            raise HTTPException(422, str(exc)) from None
+        except queries.NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        headers = {"X-Mergenet-Sha256": d.sha256, "X-Mergenet-Delta-Kind": d.kind}
+        if d.kind == serving.DENSE:
+            return FileResponse(d.path, media_type="application/octet-stream", headers=headers)
+        return Response(d.body(), media_type="application/gzip", headers=headers)
+
+    @app.get(
+        "/api/rows/{sha256}",
+        summary="A Dharma row set (JSONL) the loop scores on, by sha256, for workers",
+        response_class=Response,
+    )
+    def row_set(sha256: str) -> Response:
+        try:
+            path = coord.row_sets.path(sha256)
+        except serving.BadHash as exc:
+            raise HTTPException(422, str(exc)) from None
+        except queries.NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        return FileResponse(
+            path, media_type="application/x-ndjson", headers={"X-Mergenet-Sha256": sha256.lower()}
         )
 
     @app.get("/api/versions/{version_hash}/recipe", summary="A version's recipe (JSON)")

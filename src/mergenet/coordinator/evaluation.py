@@ -3,8 +3,10 @@
 A task names its parent version by hash and its contributions by sha256; the worker rebuilds
 the candidate from the artifact store (``recipe.build``), scores it and its parent on the same
 seeded sample of a named row set, and returns both ``EvalResult``s plus ‖θ_f − θ_b‖/‖θ_b‖.
-Because only recipes travel, the same interface fits a Celery worker or a Petals peer (the
-distributed-evaluation issue) that has the artifact store behind an HTTP cache.
+Because only recipes travel, the same interface fits a Celery worker or a Petals peer on
+another machine: its ``WorkerEnv`` names the coordinator's URL instead of a store folder, and
+the worker fetches versions, deltas and row sets by content hash into a local cache, checking
+every hash (:mod:`mergenet.distributed.fetch`).
 
 ``ProcessEvaluationPool`` is the embedded default: a process pool sized to the machine (one
 torch thread per worker), steady state — a finished task frees its slot at once, there is no
@@ -65,12 +67,27 @@ class EvalOutcome:
 
 @dataclass(frozen=True)
 class WorkerEnv:
-    """What a worker needs to resolve recipes and samples: all paths, no state."""
+    """What a worker needs to resolve recipes and samples: where artifacts are, no state.
 
-    store_root: str
+    Two modes. Shared disk (the in-process pool): ``store_root`` is the coordinator's artifact
+    store and ``row_sets`` maps row-set names to JSONL paths. HTTP (workers elsewhere):
+    ``coordinator_url`` is where the coordinator serves artifacts by content hash and
+    ``row_set_sha256`` maps row-set names to the sha256 of their JSONL; a worker started with
+    its own coordinator URL (``mergenet worker --coordinator``) uses that one instead, since
+    it knows best how it reaches the coordinator.
+    """
+
+    store_root: str = ""
     row_sets: dict[str, str] = field(default_factory=dict)
     """Row-set name → Dharma JSONL path (e.g. ``{"dev": …, "heldout": …}``)."""
     torch_threads: int = 1
+    coordinator_url: str | None = None
+    row_set_sha256: dict[str, str] = field(default_factory=dict)
+    """Row-set name → sha256 of its JSONL (HTTP mode)."""
+
+    @property
+    def over_http(self) -> bool:
+        return self.coordinator_url is not None
 
 
 class EvaluationPool(Protocol):
@@ -100,15 +117,26 @@ class _Worker:
         torch.set_num_threads(max(1, env.torch_threads))
         self.env = env
         self.store_root = Path(env.store_root)
+        self.fetcher = None
+        if env.over_http:
+            from mergenet.distributed.fetch import cache_for
+
+            self.fetcher = cache_for(env)
+        elif not env.store_root:
+            raise ValueError(
+                "WorkerEnv needs store_root (a shared artifact folder) or coordinator_url "
+                "(fetch artifacts over HTTP)"
+            )
         self._parents: OrderedDict[str, tuple[Any, dict[str, Any], Any]] = OrderedDict()
         self._parent_results: OrderedDict[tuple[str, SampleSpec], dict[str, Any]] = OrderedDict()
         self._rows: dict[str, list[dict[str, Any]]] = {}
 
     def rows(self, name: str) -> list[dict[str, Any]]:
         if name not in self._rows:
-            path = self.env.row_sets.get(name)
-            if path is None:
-                raise KeyError(f"unknown row set {name!r}; known: {sorted(self.env.row_sets)}")
+            known = self.env.row_set_sha256 if self.fetcher else self.env.row_sets
+            if name not in known:
+                raise KeyError(f"unknown row set {name!r}; known: {sorted(known)}")
+            path = self.fetcher.rows_path(known[name]) if self.fetcher else known[name]
             with open(path) as fh:
                 self._rows[name] = [json.loads(line) for line in fh if line.strip()]
         return self._rows[name]
@@ -120,7 +148,11 @@ class _Worker:
             return self._parents[version_hash]
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        folder = self.store_root / "versions" / version_hash
+        folder = (
+            self.fetcher.version_dir(version_hash)
+            if self.fetcher
+            else self.store_root / "versions" / version_hash
+        )
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         state = {n: t.detach().clone() for n, t in model.state_dict().items()}
@@ -139,6 +171,8 @@ class _Worker:
         return items, loss
 
     def delta_path(self, sha256: str) -> Path:
+        if self.fetcher is not None:
+            return self.fetcher.delta_path(sha256)
         folder = self.store_root / "deltas" / sha256[:2]
         lora = folder / f"{sha256}.lora"
         return lora if lora.exists() else folder / f"{sha256}.safetensors"

@@ -8,6 +8,7 @@ import logging
 import secrets
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from mergenet.coordinator.db import make_engine, make_session_factory, transacti
 from mergenet.coordinator.evaluation import EvaluationPool, ProcessEvaluationPool, WorkerEnv
 from mergenet.coordinator.loop import EvolutionLoop, LoopConfig
 from mergenet.coordinator.migrate import upgrade
+from mergenet.coordinator.serving import RowSets
 from mergenet.coordinator.settings import CoordinatorSettings
 from mergenet.coordinator.submissions import SubmissionLimits, SubmissionService
 
@@ -102,12 +104,16 @@ class Coordinator:
         cs: CoordinatorSettings | None = None,
         *,
         pool: EvaluationPool | None = None,
+        pool_factory: Callable[[Coordinator], EvaluationPool] | None = None,
         limits: SubmissionLimits | None = None,
         config: LoopConfig | None = None,
     ):
+        """``pool`` is a ready pool; ``pool_factory`` builds one once the inputs are known
+        (the Celery pool needs :meth:`worker_env`); neither: the in-process pool."""
         self.settings = settings
         self.cs = cs or CoordinatorSettings()
         self._pool = pool
+        self._pool_factory = pool_factory
         self._limits = limits
         self._config = config
         self.engine: Engine | None = None
@@ -133,13 +139,13 @@ class Coordinator:
             from mergenet.coordinator.chain import ChainHooks
 
             self.chain = hooks = ChainHooks(self.settings, margin=self.cs.margin)
-        self.pool = self._pool or ProcessEvaluationPool(
-            WorkerEnv(
-                store_root=str(self.store.root),
-                row_sets={k: str(v) for k, v in self.inputs.row_sets.items()},
-            ),
-            workers=self.cs.workers,
-        )
+        self.row_sets = RowSets(self.inputs.row_sets)
+        if self._pool is not None:
+            self.pool = self._pool
+        elif self._pool_factory is not None:
+            self.pool = self._pool_factory(self)
+        else:
+            self.pool = ProcessEvaluationPool(self.worker_env(), workers=self.cs.workers)
         self.loop = EvolutionLoop(
             self.factory, self.store, self.pool, self._config or loop_config(self.cs), hooks
         )
@@ -153,6 +159,20 @@ class Coordinator:
             target=self.loop.run, args=(self._stop,), name="mergenet-loop", daemon=True
         )
         self._thread.start()
+
+    def worker_env(self, coordinator_url: str | None = None) -> WorkerEnv:
+        """What evaluation workers are told: the store folder and row files (shared disk, the
+        in-process pool), or with ``coordinator_url`` where to fetch artifacts over HTTP and
+        the content hash of each row set (workers on other machines)."""
+        if coordinator_url is None:
+            return WorkerEnv(
+                store_root=str(self.store.root),
+                row_sets={k: str(v) for k, v in self.inputs.row_sets.items()},
+            )
+        return WorkerEnv(
+            coordinator_url=coordinator_url.rstrip("/"),
+            row_set_sha256=dict(self.row_sets.hashes),
+        )
 
     def close(self) -> None:
         self._stop.set()
