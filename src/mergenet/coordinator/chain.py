@@ -31,13 +31,30 @@ def _aware(t: datetime) -> datetime:
 class ChainHooks:
     """``LoopHooks`` that accrue rewards and record versions on the configured chain."""
 
-    def __init__(self, settings: Settings, *, margin: float, base_reward: float = 1.0):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        margin: float,
+        base_reward: float = 1.0,
+        merge_reward_per_gain: float = 100.0,
+    ):
         from mergenet.rewards.chain import coordinator_account, open_chain
 
+        self.settings = settings
         self.contracts = open_chain(settings)
         self.owner = coordinator_account(settings)
         self.margin = margin
         self.base_reward = base_reward
+        self.merge_reward_per_gain = merge_reward_per_gain
+
+    def public_json(self) -> dict[str, object]:
+        """The deployment as a node needs it to claim: RPC URL, chain id, contract addresses."""
+        from mergenet.rewards.deployment import load_deployment
+
+        deployment = load_deployment(self.settings.data_dir)
+        data = deployment.public_json() if deployment is not None else {}
+        return data | {"block": self.contracts.from_block}
 
     def contribution_scored(self, session: Session, contribution: m.Contribution) -> None:
         """Accrue R for S above the no-change score of its own evaluation plus the margin."""
@@ -66,7 +83,34 @@ class ChainHooks:
         contribution.reward = str(quote.amount)
 
     def version_accepted(self, session: Session, version: m.Version) -> None:
-        """Nothing inside the transaction; see :meth:`record`."""
+        """Credit the contributions merged into an accepted version with a share of its gain.
+
+        The pool is ``merge_reward_per_gain`` tokens per unit of the version's confirmed ΔS,
+        split over the recipe's contributions in proportion to |weight|. Each share is its own
+        ledger entry (``merge:<version>:<contribution>``), so it is paid once, in the same
+        transaction that creates the version. Mutation-only versions merge no contribution.
+        """
+        from mergenet.rewards.ledger import accrue
+        from mergenet.rewards.units import to_base_units
+
+        parts = [c for c in (version.recipe or {}).get("contributions", []) if c.get("sha256")]
+        gain = float(version.gain or 0.0)
+        if not parts or gain <= 0:
+            return
+        total_weight = sum(abs(float(c.get("weight", 1.0))) for c in parts) or float(len(parts))
+        pool = self.merge_reward_per_gain * gain
+        for c in parts:
+            row = session.scalar(select(m.Contribution).where(m.Contribution.sha256 == c["sha256"]))
+            if row is None:
+                continue
+            share = pool * abs(float(c.get("weight", 1.0))) / total_weight
+            accrue(
+                session,
+                contribution_id=f"merge:{version.hash[:32]}:{row.sha256}",
+                account=row.address,
+                amount=to_base_units(share),
+                score=version.score,
+            )
 
     def record(self, version: m.Version) -> str | None:
         from mergenet.rewards.registry import record_version

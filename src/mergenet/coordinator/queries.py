@@ -43,7 +43,16 @@ def contribution(s: Session, sha256: str) -> dict[str, Any]:
     c = s.scalar(select(m.Contribution).where(m.Contribution.sha256 == sha256.lower()))
     if c is None:
         raise NotFound(f"no contribution with sha256 {sha256}")
-    return contribution_json(c)
+    return contribution_json(c) | {"in_versions": versions_using(s, c.sha256)}
+
+
+def versions_using(s: Session, sha256: str) -> list[str]:
+    """Accepted versions whose recipe merged this contribution (what earns a share of gain)."""
+    found = []
+    for v in s.scalars(select(m.Version).where(m.Version.recipe.is_not(None))):
+        if any(x.get("sha256") == sha256 for x in (v.recipe or {}).get("contributions", [])):
+            found.append(v.hash)
+    return found
 
 
 def version_json(v: m.Version) -> dict[str, Any]:

@@ -31,3 +31,6 @@ class CoordinatorSettings(BaseSettings):
     seed: int = 0
     chain: bool = False
     """Accrue rewards and record versions on chain (needs ``mergenet chain up`` first)."""
+    epoch_seconds: float = 0.0
+    """With ``chain``: close and publish a reward epoch this often (0: only on demand, with
+    ``mergenet rewards publish``)."""

@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from mergenet.ecosystem.world import World
@@ -84,13 +83,3 @@ def markdown_table(world: World, results: dict[str, EvalResult], metric: str = "
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {res.macro(metric):.3f} |")
     return "\n".join(lines)
 
-
-def run_demo(console: Console | None = None) -> None:
-    """The main job for now: build (or reuse) the world and print its evaluation table."""
-    from mergenet.ecosystem.cli import build_with_progress, evaluate_with_progress
-
-    console = console or Console()
-    world = build_with_progress(console=console)
-    results = evaluate_with_progress(world, console=console)
-    for metric in ("acc_choice", "acc_letter"):
-        console.print(world_table(world, results, metric))

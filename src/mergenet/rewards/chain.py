@@ -135,6 +135,31 @@ def chain_down(settings: Settings) -> bool:
     return stopped
 
 
+def fund_local(settings: Settings, address: str, wei: int) -> int:
+    """Give ``address`` test ether on a local anvil (what a new contributor needs for gas).
+
+    Only a development node can create ether (``anvil_setBalance``); on any other network the
+    node refuses and the message says to send ether from a funded account instead.
+    """
+    from eth_utils import is_address, to_checksum_address
+
+    if not is_address(address):
+        raise ChainError(f"{address!r} is not an address: give 0x followed by 40 hex digits")
+    deployment = load_deployment(settings.data_dir)
+    rpc_url = settings.chain_url or (deployment.rpc_url if deployment else "")
+    if not rpc_url:
+        raise ChainError("no chain recorded: run `mergenet chain up` first")
+    w3 = connect(rpc_url)
+    account = to_checksum_address(address)
+    reply = w3.provider.make_request("anvil_setBalance", [account, hex(wei)])
+    if "error" in reply:
+        raise ChainError(
+            f"the node at {rpc_url} cannot create test ether ({reply['error'].get('message')}): "
+            "on a real network send ether to the address from a funded account"
+        )
+    return int(w3.eth.get_balance(account))
+
+
 def open_chain(settings: Settings) -> RewardContracts:
     """Contracts of the recorded deployment, on a node that still holds them."""
     deployment = load_deployment(settings.data_dir)
@@ -152,4 +177,12 @@ def open_chain(settings: Settings) -> RewardContracts:
     return RewardContracts.bind(w3, deployment)
 
 
-__all__ = ["AnvilError", "ChainUp", "chain_down", "chain_up", "coordinator_account", "open_chain"]
+__all__ = [
+    "AnvilError",
+    "ChainUp",
+    "chain_down",
+    "chain_up",
+    "coordinator_account",
+    "fund_local",
+    "open_chain",
+]

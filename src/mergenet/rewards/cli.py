@@ -120,6 +120,21 @@ def chain_status_command(as_json: JsonOpt = False) -> None:
     _emit(as_json, data, lambda: "\n".join(f"{k:12} {v}" for k, v in data.items()))
 
 
+@chain_app.command("fund")
+def chain_fund_command(
+    address: Annotated[str, typer.Argument(help="Address to give test ether (0x…).")],
+    ether: Annotated[float, typer.Option(help="Balance to set, in ether.")] = 1.0,
+) -> None:
+    """Give an address test ether on the local anvil, so it can pay gas (e.g. for a claim)."""
+    from mergenet.rewards.chain import fund_local
+
+    if not 0 < ether <= 1e6:
+        raise _fail("--ether must be in (0, 1e6]")
+    with _friendly_errors():
+        balance = fund_local(_settings(), address, int(ether * 10**18))
+    typer.echo(f"{address} now holds {balance / 10**18:g} ether")
+
+
 # ---------------------------------------------------------------------------------- rewards
 
 

@@ -1,0 +1,1 @@
+"""``mergenet demo``: the whole network on one machine, driven through the node client."""

@@ -1,0 +1,274 @@
+"""The main job: the world's contributors use the node client against a live network.
+
+Steps, each visible on the console: build (or reuse) the world; start a local chain and
+deploy the reward contracts; start the coordinator (API, loop, evaluation processes) on
+127.0.0.1; every contributor creates a key, pulls the current version (verified by hash),
+signs and submits its delta; the loop merges until its budget is spent; the coordinator
+publishes a reward epoch; every contributor with something to claim claims it with its own
+key. Then a summary, and the live page keeps serving until Ctrl-C (or ``--exit``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from mergenet.config import Settings
+from mergenet.coordinator.settings import CoordinatorSettings
+from mergenet.demo.services import DemoServices
+from mergenet.demo.summary import render_summary
+
+NODE_SCRYPT_N = 2**14
+"""The demo's throwaway contributor keys use a lighter scrypt than real ones (2**18)."""
+
+
+@dataclass
+class DemoNode:
+    """One contributor: its key, its node folders, and what happened to it."""
+
+    name: str
+    tasks: tuple[str, ...]
+    home: Any
+    account: Any = None
+    sha256: str | None = None
+    contribution: dict[str, Any] = field(default_factory=dict)
+    rewards: Any = None
+    claim: Any = None
+    claim_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    budget: int = 80
+    """Loop evaluations (selection + confirmation) before the summary."""
+    workers: int | None = None
+    port: int = 8000
+    timeout: float = 900.0
+
+
+def run_demo(cfg: DemoConfig, *, exit_after: bool, console: Console | None = None) -> dict:
+    """Run the whole flow; returns the summary data (tests read it)."""
+    from mergenet.config import get_settings
+    from mergenet.ecosystem.cli import build_with_progress
+
+    console = console or Console()
+    base = get_settings()
+    run_dir = base.data_dir / "demo" / time.strftime("%Y%m%d-%H%M%S")
+    settings = base.model_copy(
+        update={
+            "data_dir": run_dir / "coordinator",
+            "keystore_password": base.keystore_password or SecretStr(secrets.token_urlsafe(24)),
+            "chain_url": None,
+        }
+    )
+    console.rule("[bold]mergenet demo")
+    console.print(f"run folder {run_dir}")
+    world = build_with_progress(console=console)
+    cs = CoordinatorSettings(
+        base_dir=world.base_dir,
+        dev_rows=world.dharma_path("dev"),
+        heldout_rows=world.dharma_path("heldout"),
+        workers=cfg.workers,
+        max_evaluations=cfg.budget,
+        chain=True,
+    )
+    services = DemoServices(settings, cs, port=cfg.port)
+    try:
+        with console.status("starting the local chain and deploying the reward contracts"):
+            deployment = services.start_chain()
+        console.print(f"chain {deployment.rpc_url}: distributor {deployment.distributor}")
+        with console.status("starting the coordinator (database, artifact store, loop)"):
+            services.start_coordinator()
+        console.print(f"coordinator {services.url}  (live page {services.url}/)")
+        nodes = _contribute(world, settings, services, run_dir, console)
+        _run_loop(services, cfg, console)
+        with console.status("publishing the reward epoch on chain"):
+            published = services.coordinator.epochs.publish_now()
+        console.print(f"{len(published)} epoch(s) confirmed on chain")
+        _claim(nodes, settings, services, console)
+        data = _summary_data(world, nodes, services)
+        render_summary(console, data)
+        console.print(f"\nlive page: [bold]{services.url}/[/]  API docs: {services.url}/docs")
+        if not exit_after:
+            console.print("serving; press Ctrl-C to stop everything")
+            _serve_forever()
+        return data
+    finally:
+        with console.status("stopping the coordinator and the chain"):
+            services.stop()
+
+
+def _serve_forever() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def _contribute(
+    world: Any, settings: Settings, services: DemoServices, run_dir: Path, console: Console
+) -> list[DemoNode]:
+    """Each contributor: new key, test ether for gas, pull, sign and submit its delta."""
+    from mergenet.node.client import CoordinatorClient
+    from mergenet.node.home import NodeHome
+    from mergenet.node.keys import new_key, unlock
+    from mergenet.node.pull import pull_current
+    from mergenet.node.submit import resolve_artifact, submit_artifact
+    from mergenet.rewards.chain import fund_local
+
+    secret = secrets.token_urlsafe(16)
+    nodes = []
+    with CoordinatorClient(services.url) as client:
+        chain_id = int(client.get("/api/info", "asking for the chain id")["chain_id"])
+        for c in world.spec.contributors:
+            node_dir = run_dir / "nodes" / c.name
+            node = DemoNode(c.name, c.tasks, NodeHome(node_dir / "data", node_dir / "cache"))
+            new_key(node.home.keystore, secret, iterations=NODE_SCRYPT_N)
+            node.account = unlock(node.home.keystore, secret)
+            fund_local(settings, node.account.address, 10**18)
+            pulled = pull_current(client, node.home, lambda *_: None)
+            artifact = resolve_artifact(world.delta_path(c.name), pulled.version_hash)
+            info = submit_artifact(client, node.account, artifact, chain_id)
+            node.sha256 = info["sha256"]
+            console.print(
+                f"  {c.name:<6} {node.account.address} pulled {pulled.version_hash[:10]}, "
+                f"submitted {node.sha256[:12]} ({', '.join(c.tasks)})"
+            )
+            nodes.append(node)
+    return nodes
+
+
+def _run_loop(services: DemoServices, cfg: DemoConfig, console: Console) -> None:
+    """Watch the loop through the API until its evaluation budget is spent."""
+    from mergenet.node.client import CoordinatorClient
+
+    deadline = time.monotonic() + cfg.timeout
+    with (
+        CoordinatorClient(services.url) as client,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            "{task.fields[status]}",
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar,
+    ):
+        task = bar.add_task("merge loop", total=cfg.budget, status="")
+        while True:
+            history = client.get("/api/history", "reading the history")
+            done = sum(
+                e["purpose"] in ("selection", "confirmation") for e in history["evaluations"]
+            )
+            versions = len(client.get("/api/versions", "listing versions"))
+            in_flight = services.coordinator.pool.in_flight()
+            bar.update(
+                task,
+                completed=min(done, cfg.budget),
+                status=f"{versions - 1} accepted, {in_flight} in flight",
+            )
+            if done >= cfg.budget and in_flight == 0:
+                return
+            if time.monotonic() > deadline:
+                console.print(f"[yellow]loop budget not reached in {cfg.timeout:.0f} s; going on")
+                return
+            time.sleep(1.0)
+
+
+def _claim(
+    nodes: list[DemoNode], settings: Settings, services: DemoServices, console: Console
+) -> None:
+    from mergenet.node.claim import claim, reward_status
+    from mergenet.node.client import CoordinatorClient
+    from mergenet.node.errors import NodeError
+
+    with CoordinatorClient(services.url) as client:
+        for node in nodes:
+            node.contribution = client.contribution(node.sha256)
+            node.rewards = reward_status(client, node.account.address)
+            if not node.rewards.claimable:
+                continue
+            try:
+                node.claim = claim(client, node.account, settings.chain_url)
+                console.print(f"  {node.name:<6} claimed: {node.claim.describe()}")
+            except NodeError as exc:
+                node.claim_error = str(exc)
+                console.print(f"  [red]{node.name} could not claim: {exc}")
+
+
+def _summary_data(world: Any, nodes: list[DemoNode], services: DemoServices) -> dict:
+    from mergenet.node.client import CoordinatorClient
+
+    with CoordinatorClient(services.url) as client:
+        versions = client.get("/api/versions", "listing versions")
+        strategies = client.get("/api/strategies", "reading H(s)")["current"]
+        history = client.get("/api/history", "reading the history")
+    for v in versions[1:]:
+        recipe = client_recipe(services.url, v["hash"])
+        v["strategy"] = recipe.get("strategy")
+    reference = _reference_scores(world, services, versions)
+    return {
+        "url": services.url,
+        "versions": versions,
+        "reference": reference,
+        "strategies": strategies,
+        "evaluations": sum(
+            e["purpose"] in ("selection", "confirmation") for e in history["evaluations"]
+        ),
+        "nodes": [
+            {
+                "name": n.name,
+                "tasks": list(n.tasks),
+                "address": n.account.address,
+                "sha256": n.sha256,
+                "score": n.contribution.get("score"),
+                "gain": n.contribution.get("gain"),
+                "in_versions": n.contribution.get("in_versions", []),
+                "accrued": n.rewards.accrued if n.rewards else 0,
+                "claimed": n.claim.paid if n.claim else 0,
+                "balance": n.claim.balance if n.claim else 0,
+                "claim_error": n.claim_error,
+            }
+            for n in nodes
+        ],
+    }
+
+
+def client_recipe(url: str, version_hash: str) -> dict[str, Any]:
+    from mergenet.node.client import CoordinatorClient
+
+    with CoordinatorClient(url) as client:
+        return client.get(f"/api/versions/{version_hash}/recipe", "reading a recipe")
+
+
+def _reference_scores(world: Any, services: DemoServices, versions: list[dict]) -> dict[str, float]:
+    """Held-out macro choice accuracy: the world's reference models and the newest core
+    version (held-out rows are never used to select anything: the loop sees the dev split)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mergenet.ecosystem.report import evaluate_world
+    from mergenet.evaluator.scoring import evaluate_items
+
+    reference = evaluate_world(world, split="heldout")
+    singles = {n: reference[n].macro("acc_choice") for n in world.contributor_names}
+    best = max(singles, key=singles.__getitem__)
+    newest = versions[-1]["hash"]
+    model = AutoModelForCausalLM.from_pretrained(
+        services.coordinator.store.version_dir(newest), dtype="float32"
+    ).eval()
+    tokenizer = AutoTokenizer.from_pretrained(world.tokenizer_dir)
+    merged = evaluate_items(model, tokenizer, world.items("heldout")).macro("acc_choice")
+    return {
+        "base (version 0)": reference["base"].macro("acc_choice"),
+        f"best single contributor ({best})": singles[best],
+        "monolith (all data, same compute)": reference["monolith"].macro("acc_choice"),
+        f"core version {len(versions) - 1} ({newest[:12]}, merged)": merged,
+    }

@@ -1,0 +1,75 @@
+"""The demo's closing tables: versions, held-out scores, contributors and their rewards, H(s)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mergenet.rewards.units import format_tokens
+
+
+def render_summary(console: Console, data: dict[str, Any]) -> None:
+    console.rule("[bold]summary")
+    console.print(_versions(data))
+    console.print(_scores(data))
+    console.print(_contributors(data))
+    console.print(_strategies(data))
+
+
+def _versions(data: dict[str, Any]) -> Table:
+    t = Table(title=f"core versions ({data['evaluations']} loop evaluations)")
+    for col in ("#", "version", "parent", "strategy", "ΔS confirmed", "at evaluation"):
+        t.add_column(
+            col, justify="right" if col in ("#", "ΔS confirmed", "at evaluation") else "left"
+        )
+    for i, v in enumerate(data["versions"]):
+        t.add_row(
+            str(i),
+            v["hash"][:12],
+            (v["parent_hash"] or "")[:12] or "—",
+            v.get("strategy") or "base",
+            "—" if v["gain"] is None else f"{v['gain']:+.4f}",
+            "—" if v["evaluations_at_accept"] is None else str(v["evaluations_at_accept"]),
+        )
+    return t
+
+
+def _scores(data: dict[str, Any]) -> Table:
+    t = Table(title="held-out macro accuracy (choice log-likelihood; never used for selection)")
+    t.add_column("model")
+    t.add_column("acc", justify="right")
+    for name, value in data["reference"].items():
+        t.add_row(name, f"{value:.3f}")
+    return t
+
+
+def _contributors(data: dict[str, Any]) -> Table:
+    t = Table(title="contributors")
+    for col in ("node", "tasks", "address", "S", "merged into", "accrued", "claimed", "balance"):
+        t.add_column(
+            col, justify="right" if col in ("S", "accrued", "claimed", "balance") else "left"
+        )
+    for n in data["nodes"]:
+        t.add_row(
+            n["name"],
+            ", ".join(n["tasks"]),
+            n["address"][:10] + "…",
+            "—" if n["score"] is None else f"{n['score']:.4f}",
+            f"{len(n['in_versions'])} version(s)" if n["in_versions"] else "—",
+            format_tokens(n["accrued"]),
+            format_tokens(n["claimed"]),
+            format_tokens(n["balance"]) if n["balance"] else "—",
+        )
+    return t
+
+
+def _strategies(data: dict[str, Any]) -> Table:
+    t = Table(title="strategy distribution H(s), top 6")
+    t.add_column("strategy")
+    t.add_column("H", justify="right")
+    top = sorted(data["strategies"].items(), key=lambda kv: -kv[1])[:6]
+    for name, h in top:
+        t.add_row(name, f"{h:.3f}")
+    return t

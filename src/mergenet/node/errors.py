@@ -1,0 +1,7 @@
+"""The one error type node commands turn into a single line and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class NodeError(RuntimeError):
+    """Something the contributor can fix; the message says what to do."""

@@ -1,0 +1,151 @@
+"""``finetune``: train the pulled core version on the contributor's rows; write what to submit.
+
+Full fine-tuning writes a dense delta (fine-tuned − parent, safetensors); ``lora`` trains a
+PEFT LoRA adapter and writes the adapter folder (the coordinator expands it itself). Either
+way the output folder carries ``contribution.json`` naming the parent version, so ``submit``
+signs against the version that was actually fine-tuned. Training uses the world's own loop
+(``ecosystem.training``): packed rows, answer tokens at weight 1 and prompt tokens at the
+world's prompt weight, a seed-determined order.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mergenet.node.data import TrainRow, encode_rows
+from mergenet.node.errors import NodeError
+
+META = "contribution.json"
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    steps: int = 40
+    lr: float | None = None
+    """None: 2e-3 for full fine-tuning (the world's contributors), 1e-2 for LoRA."""
+    lora: bool = False
+    lora_rank: int = 8
+    batch_size: int = 16
+    seq_len: int = 256
+    prompt_weight: float = 0.1
+    seed: int = 0
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (1e-2 if self.lora else 2e-3)
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    out: Path
+    kind: str
+    """"delta" (a dense safetensors file) or "lora" (a PEFT adapter folder)."""
+    parent_hash: str
+    rows: int
+    steps: int
+    first_loss: float
+    last_loss: float
+    seconds: float
+
+    @property
+    def artifact(self) -> Path:
+        return self.out / "delta.safetensors" if self.kind == "delta" else self.out / "adapter"
+
+
+def finetune(
+    parent_dir: Path,
+    parent_hash: str,
+    rows: list[TrainRow],
+    out: Path,
+    cfg: FinetuneConfig,
+    on_step: Callable[[int, float], None] | None = None,
+) -> FinetuneResult:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mergenet.ecosystem.training import TrainConfig, sample_rows, train_lm
+
+    if cfg.steps < 1:
+        raise NodeError("--steps must be at least 1")
+    if out.exists():
+        raise NodeError(f"{out} already exists: choose another --out")
+    tokenizer = AutoTokenizer.from_pretrained(parent_dir)
+    model = AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32)
+    pool = encode_rows(tokenizer, rows)
+    longest = max(len(ids) for ids, _ in pool)
+    if longest > model.config.max_position_embeddings:
+        raise NodeError(
+            f"a row is {longest} tokens, more than the model's "
+            f"{model.config.max_position_embeddings}: shorten the longest rows"
+        )
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules=LORA_TARGETS),
+        )
+    train_cfg = TrainConfig(
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        seq_len=cfg.seq_len,
+        lr=cfg.learning_rate,
+        warmup=min(20, cfg.steps // 5),
+        seed=cfg.seed,
+        prompt_weight=cfg.prompt_weight,
+    )
+    started = time.time()
+    losses = train_lm(model, sample_rows(pool, cfg.seed), train_cfg, on_step=on_step)
+    staging = out.with_name(out.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    if cfg.lora:
+        model.save_pretrained(staging / "adapter")
+        kind = "lora"
+    else:
+        _write_delta(parent_dir, model, staging / "delta.safetensors")
+        kind = "delta"
+    result = FinetuneResult(
+        out=out,
+        kind=kind,
+        parent_hash=parent_hash,
+        rows=len(rows),
+        steps=cfg.steps,
+        first_loss=losses[0],
+        last_loss=sum(losses[-5:]) / len(losses[-5:]),
+        seconds=time.time() - started,
+    )
+    meta = asdict(result) | {"out": None, "config": asdict(cfg)}
+    (staging / META).write_text(json.dumps(meta, indent=2) + "\n")
+    staging.rename(out)
+    return result
+
+
+def _write_delta(parent_dir: Path, model, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from mergenet.deltas.models import ModelSource
+
+    parent = ModelSource(parent_dir)
+    tuned = model.state_dict()
+    delta = {}
+    for name in parent.names():
+        if name not in tuned:
+            raise NodeError(f"the fine-tuned model has no tensor {name}: the parent folder is odd")
+        base = parent.get(name)
+        delta[name] = (tuned[name].detach().float() - base.float()).to(base.dtype).contiguous()
+    save_file(delta, str(path))
+
+
+def read_meta(folder: Path) -> dict:
+    path = folder / META
+    if not path.exists():
+        raise NodeError(f"{folder} has no {META}: pass --parent with the version hash it came from")
+    return json.loads(path.read_text())

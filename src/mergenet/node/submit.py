@@ -1,0 +1,116 @@
+"""``submit``: hash, sign and upload a delta or adapter; then follow its evaluation.
+
+What is signed is the coordinator's message (``coordinator.signing``): the file's sha256 (for
+an adapter, the hash over its weights and config), the parent version hash, a nonce and the
+chain id the coordinator announces. The nonce is the current time in microseconds: unique
+per key without any local state to lose, and the coordinator refuses a reused one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mergenet.node.client import CoordinatorClient
+from mergenet.node.errors import NodeError
+from mergenet.node.finetune import META
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One thing to upload: a dense delta file, or a PEFT adapter (weights + config)."""
+
+    file: Path
+    adapter_config: Path | None
+    sha256: str
+    parent_hash: str
+
+
+def resolve_artifact(path: Path, parent: str | None) -> Artifact:
+    """What ``path`` holds: a finetune output folder, an adapter folder, or a delta file."""
+    from mergenet.coordinator.signing import adapter_folder_sha256
+    from mergenet.deltas.hashing import sha256_file
+
+    if not path.exists():
+        raise NodeError(f"nothing at {path}: give a finetune output folder, a delta or an adapter")
+    meta: dict[str, Any] = {}
+    folder = path
+    if path.is_dir() and (path / META).exists():
+        meta = json.loads((path / META).read_text())
+        folder = path / "adapter" if meta.get("kind") == "lora" else path
+    parent_hash = parent or meta.get("parent_hash")
+    if not parent_hash:
+        raise NodeError(
+            f"{path} does not say which version it was fine-tuned from: pass --parent HASH"
+        )
+    if folder.is_dir() and (folder / "adapter_config.json").exists():
+        weights = folder / "adapter_model.safetensors"
+        if not weights.exists():
+            raise NodeError(f"{folder} has no adapter_model.safetensors (only safetensors is sent)")
+        return Artifact(
+            weights, folder / "adapter_config.json", adapter_folder_sha256(str(folder)), parent_hash
+        )
+    file = folder / "delta.safetensors" if folder.is_dir() else folder
+    if not file.exists() or file.suffix != ".safetensors":
+        raise NodeError(f"{path} holds no delta.safetensors: submit a .safetensors delta")
+    return Artifact(file, None, sha256_file(file), parent_hash)
+
+
+def submit_artifact(
+    client: CoordinatorClient, account: LocalAccount, artifact: Artifact, chain_id: int
+) -> dict[str, Any]:
+    from mergenet.coordinator.signing import sign_submission
+
+    nonce = time.time_ns() // 1000
+    signature = sign_submission(account, artifact.sha256, artifact.parent_hash, nonce, chain_id)
+    fields = {
+        "address": account.address,
+        "parent_hash": artifact.parent_hash,
+        "nonce": str(nonce),
+        "signature": signature,
+    }
+    return client.submit(artifact.file, fields, artifact.adapter_config)
+
+
+def follow(
+    client: CoordinatorClient,
+    sha256: str,
+    *,
+    timeout: float,
+    on_poll: Callable[[dict[str, Any]], None] | None = None,
+    interval: float = 1.0,
+) -> dict[str, Any]:
+    """Poll the contribution until it is scored (or ``timeout`` seconds pass)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = client.contribution(sha256)
+        if on_poll:
+            on_poll(info)
+        if info.get("status") != "received" or time.monotonic() > deadline:
+            return info
+        time.sleep(interval)
+
+
+def record(log: Path, info: dict[str, Any], coordinator: str) -> None:
+    """Remember a submission locally, so ``status`` can list them later."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "sha256": info["sha256"],
+        "parent_hash": info.get("parent_hash"),
+        "coordinator": coordinator,
+    }
+    with log.open("a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def recorded(log: Path) -> list[dict[str, Any]]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]

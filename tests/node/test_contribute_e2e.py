@@ -1,0 +1,174 @@
+"""A new contributor, start to finish, as the README tells it: a fresh keystore, rows for one
+task, ``pull → finetune → submit`` against a running coordinator and anvil, the evaluation
+completes, an epoch is published, ``claim`` pays, and ``cast`` reads the same balance.
+Every command runs as its own ``mergenet`` process, as a person would run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ..coordinator.conftest import submit_world_deltas
+from ..coordinator.server import CoordinatorProcess
+
+pytestmark = [pytest.mark.world, pytest.mark.chain, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+PASSWORD = "correct horse battery staple"
+
+
+def mergenet(env: dict[str, str], *args: str, check: bool = True, stdin: str = "") -> Any:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mergenet.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=900,
+    )
+    if check:
+        assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def cast_balance(rpc_url: str, token: str, account: str) -> int:
+    from mergenet.rewards.anvil import foundry_binary
+
+    out = subprocess.run(
+        [
+            str(foundry_binary("cast")),
+            "call",
+            token,
+            "balanceOf(address)(uint256)",
+            account,
+            "--rpc-url",
+            rpc_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    return int(out.split()[0])
+
+
+def one_error_line(proc: Any) -> str:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def test_a_new_contributor_pulls_finetunes_submits_and_claims(cworld: Any, tmp_path: Path) -> None:
+    from mergenet.config import Settings
+    from mergenet.rewards.chain import chain_down, chain_up
+
+    coord_dir = tmp_path / "coordinator"
+    coord_settings = Settings(data_dir=coord_dir, keystore_password=PASSWORD, chain_url=None)
+    deployment = chain_up(coord_settings).deployment
+    server = CoordinatorProcess(
+        cworld,
+        coord_dir,
+        workers=1,
+        max_evaluations=24,
+        extra_env={
+            "MERGENET_KEYSTORE_PASSWORD": PASSWORD,
+            "MERGENET_COORDINATOR_CHAIN": "true",
+            "MERGENET_COORDINATOR_EPOCH_SECONDS": "2",
+        },
+    )
+    node_env = {k: v for k, v in os.environ.items() if not k.startswith("MERGENET_")} | {
+        "MERGENET_DATA_DIR": str(tmp_path / "node"),
+        "MERGENET_CACHE_DIR": str(tmp_path / "node-cache"),
+        "MERGENET_KEYSTORE_PASSWORD": PASSWORD,
+        "MERGENET_COORDINATOR_URL": server.url,
+    }
+    try:
+        # before anything runs: no keystore, no coordinator
+        assert "keys new" in one_error_line(mergenet(node_env, "node", "claim", check=False))
+        assert "cannot reach the coordinator" in one_error_line(
+            mergenet(node_env, "node", "pull", check=False)
+        )
+        server.start()
+        address = mergenet(node_env, "node", "keys", "new").stdout.split()[2].rstrip(",")
+        assert mergenet(node_env, "node", "keys", "show").stdout.strip() == address
+        pulled = mergenet(node_env, "node", "pull").stdout
+        assert "downloaded and verified" in pulled
+        assert "already cached" in mergenet(node_env, "node", "pull").stdout
+
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"input": "What is 1+10?\\nAnswer:", "output": "11"}\n{"input": 5}\n')
+        assert "bad.jsonl line 2" in one_error_line(
+            mergenet(node_env, "node", "finetune", "--data", str(bad), check=False)
+        )
+
+        rows = tmp_path / "plus_ten.jsonl"
+        lines = cworld.contributor_data("alice").read_text().splitlines()[:400]
+        rows.write_text("\n".join(lines) + "\n")
+        out = mergenet(
+            node_env,
+            "node",
+            "finetune",
+            "--data",
+            str(rows),
+            "--steps",
+            "30",
+            "--out",
+            str(tmp_path / "ft"),
+        ).stdout
+        assert "delta written to" in out
+
+        wrong = node_env | {"MERGENET_KEYSTORE_PASSWORD": "nope"}
+        assert "wrong password" in one_error_line(
+            mergenet(wrong, "node", "submit", str(tmp_path / "ft"), check=False)
+        )
+
+        # the other contributors too, so the loop has a pool to merge
+        with server.client() as http:
+            submit_world_deltas(http, cworld)
+        submitted = mergenet(node_env, "node", "submit", str(tmp_path / "ft"), "--wait", "600")
+        assert "score S = " in submitted.stdout, submitted.stdout
+        status = mergenet(node_env, "node", "status").stdout
+        assert status.count("score S = ") == 1
+
+        wrong_parent = mergenet(
+            node_env,
+            "node",
+            "submit",
+            str(tmp_path / "ft" / "delta.safetensors"),
+            "--parent",
+            "cd" * 32,
+            check=False,
+        )
+        assert "parent" in one_error_line(wrong_parent)
+
+        # wait for the loop's budget and a published epoch that pays this address
+        deadline = time.monotonic() + 900
+        published = 0
+        while time.monotonic() < deadline:
+            r = httpx.get(f"{server.url}/api/rewards/{address}", timeout=30).json()
+            published = int(r["cumulative_amount"])
+            if published > 0:
+                break
+            time.sleep(3)
+        assert published > 0, mergenet(node_env, "node", "status").stdout
+
+        coord_env = node_env | {"MERGENET_DATA_DIR": str(coord_dir)}
+        no_gas = mergenet(node_env, "node", "claim", check=False)
+        assert "mergenet chain fund" in one_error_line(no_gas)
+        mergenet(coord_env, "chain", "fund", address)
+        claimed = mergenet(node_env, "node", "claim").stdout
+        assert claimed.startswith("received ")
+        balance = cast_balance(deployment.rpc_url, deployment.token, address)
+        assert balance == published
+        shown = mergenet(node_env, "node", "rewards").stdout
+        assert "claimable 0" in shown
+    finally:
+        server.stop()
+        chain_down(coord_settings)
