@@ -10,6 +10,7 @@ import typer
 
 from mergenet.coordinator.cli import app as coordinator_app
 from mergenet.distributed.petals_cli import app as petals_app
+from mergenet.distributed.worker_cli import worker_command
 from mergenet.ecosystem.cli import app as world_app
 from mergenet.evaluator.cli import dharma_app, eval_command
 from mergenet.merge_strategies.cli import merge_command
@@ -29,6 +30,7 @@ app.add_typer(chain_app, name="chain", help="Start, inspect and stop the local t
 app.add_typer(rewards_app, name="rewards", help="Reward ledger, epochs and claims.")
 app.add_typer(petals_app, name="petals", help="A private Petals swarm for model-parallel scoring.")
 app.add_typer(coordinator_app, name="coordinator", help="Run the coordinator: API and merge loop.")
+app.command("worker")(worker_command)
 
 
 @app.command("demo")

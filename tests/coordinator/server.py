@@ -34,7 +34,10 @@ class CoordinatorProcess:
         workers: int,
         max_evaluations: int = 0,
         extra_env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
     ):
+        """``extra_args`` are passed to ``mergenet coordinator up`` (e.g. ``--pool celery``)."""
+        self.extra_args = extra_args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
@@ -68,6 +71,7 @@ class CoordinatorProcess:
                     "127.0.0.1",
                     "--port",
                     str(self.port),
+                    *self.extra_args,
                 ],
                 env=self.env,
                 stdout=log,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="Run the coordinator (API + evolutionary loop).")
+
+
+class PoolKind(StrEnum):
+    process = "process"
+    celery = "celery"
 
 
 @app.command("up")
@@ -18,6 +24,21 @@ def up_command(
     ] = None,
     max_evaluations: Annotated[
         int | None, typer.Option(help="Stop proposing after this many evaluations (0 = never).")
+    ] = None,
+    pool: Annotated[
+        PoolKind,
+        typer.Option(help="Evaluation pool: in-process workers, or Celery workers over Redis."),
+    ] = PoolKind.process,
+    capacity: Annotated[
+        int,
+        typer.Option(help="--pool celery: tasks kept in flight (about the workers' slots).", min=1),
+    ] = 2,
+    advertise_url: Annotated[
+        str | None,
+        typer.Option(
+            help="--pool celery: the URL workers fetch artifacts from (default "
+            "http://HOST:PORT; a worker's own --coordinator URL takes precedence)."
+        ),
     ] = None,
     chain: Annotated[
         bool, typer.Option(help="Accrue rewards and record versions on the deployed chain.")
@@ -44,13 +65,28 @@ def up_command(
     if chain:
         updates["chain"] = True
     cs = cs.model_copy(update=updates)
-    coord = Coordinator(settings, cs).open()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    factory = None
+    if pool is PoolKind.celery:
+        from mergenet.distributed.celery_pool import celery_pool_factory
+        from mergenet.distributed.worker import WorkerStartError, check_redis
+
+        try:
+            check_redis(settings.redis_url)
+        except WorkerStartError as exc:
+            typer.echo(f"mergenet coordinator: {exc}", err=True)
+            raise typer.Exit(2) from None
+        shown = "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
+        factory = celery_pool_factory(
+            advertise_url or f"http://{shown}:{bind_port}", settings.redis_url, capacity
+        )
+    coord = Coordinator(settings, cs, pool_factory=factory).open()
     coord.start_loop()
     try:
         uvicorn.run(
             create_app(coord),
-            host=host or settings.host,
-            port=port or settings.port,
+            host=bind_host,
+            port=bind_port,
             log_level="warning",
         )
     finally:

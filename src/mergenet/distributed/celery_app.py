@@ -1,8 +1,9 @@
 """The Celery application for evaluation workers (broker and results on Redis).
 
-Started by ``celery --app mergenet.distributed.celery_app worker`` (the worker image's
-command). A task carries a recipe and a sample spec, never weights, and runs the
-coordinator's own worker code (``mergenet.coordinator.evaluation.run_task_here``).
+Started by ``mergenet worker --coordinator URL`` (checks Redis and the coordinator first), or
+by ``celery --app mergenet.distributed.celery_app worker``. A task carries a recipe and a
+sample spec, never weights, and runs the coordinator's own worker code
+(``mergenet.coordinator.evaluation.run_task_here``).
 Delivery is at-least-once: ``acks_late`` with ``reject_on_worker_lost`` puts a task back on
 the queue when its worker dies mid-task, and one task is prefetched at a time so a slow
 worker does not hoard work. Recording exactly once is the caller's part: outcomes carry the
@@ -14,8 +15,10 @@ Redis; another worker restores it after ``visibility_timeout`` seconds
 started twice — harmless for the result, which is recorded once, but wasted work).
 ``CeleryEvaluationPool`` (``celery_pool``) is the coordinator-side half.
 
-Not done yet (issue 7): workers fetching artifacts over HTTP by content hash (here
-``WorkerEnv.store_root`` must be a folder the workers share).
+Where a worker finds artifacts is the task's ``WorkerEnv``: a folder it shares with the
+coordinator (``store_root``), or the coordinator's URL, from which it fetches versions,
+deltas and row sets by content hash into its own cache (``mergenet worker``,
+:mod:`mergenet.distributed.worker` and :mod:`mergenet.distributed.fetch`).
 """
 
 from __future__ import annotations

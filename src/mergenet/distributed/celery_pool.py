@@ -4,7 +4,10 @@ Tasks go to the workers of ``mergenet.distributed.celery_app`` as JSON (a recipe
 sample spec, never weights). Each task's Celery id is derived from its key and content, so
 the result backend holds at most one result per (candidate, sample): a task delivered twice
 (its first worker died after starting it) still yields one outcome, and ``poll`` hands each
-key back once. Pass an instance as ``Coordinator(..., pool=...)`` to scale out.
+key back once. Pass an instance as ``Coordinator(..., pool=...)`` to scale out, or
+:func:`celery_pool_factory` as ``pool_factory`` (what ``mergenet coordinator up --pool celery``
+does): its workers fetch artifacts from the coordinator over HTTP by content hash
+(``mergenet worker``), so they need no shared disk.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from celery import Celery
 from celery.result import AsyncResult
@@ -20,6 +25,9 @@ from celery.result import AsyncResult
 from mergenet.coordinator.evaluation import EvalOutcome, EvalTask, WorkerEnv
 from mergenet.distributed.celery_app import TASK_NAME
 from mergenet.distributed.celery_app import app as default_app
+
+if TYPE_CHECKING:
+    from mergenet.coordinator.runtime import Coordinator
 
 
 def task_payload(task: EvalTask) -> dict:
@@ -75,3 +83,17 @@ class CeleryEvaluationPool:
     def close(self) -> None:
         """Forget pending tasks (they finish on the workers; their results expire)."""
         self._pending.clear()
+
+
+def celery_pool_factory(
+    coordinator_url: str, redis_url: str, capacity: int = 2
+) -> Callable[[Coordinator], CeleryEvaluationPool]:
+    """A ``Coordinator(pool_factory=...)`` that sends tasks to Celery workers over
+    ``redis_url``, telling them to fetch artifacts from ``coordinator_url``."""
+    from mergenet.distributed.celery_app import make_app
+
+    def build(coord: Coordinator) -> CeleryEvaluationPool:
+        env = coord.worker_env(coordinator_url)
+        return CeleryEvaluationPool(env, app=make_app(redis_url), capacity=capacity)
+
+    return build

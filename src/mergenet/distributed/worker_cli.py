@@ -1,0 +1,53 @@
+"""``mergenet worker``: a Celery evaluation worker that fetches artifacts over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def worker_command(
+    coordinator: Annotated[
+        str | None,
+        typer.Option(
+            "--coordinator",
+            help="Coordinator URL the worker fetches artifacts from (default "
+            "MERGENET_COORDINATOR_URL).",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(help="Tasks run at once (one torch thread each).", min=1)
+    ] = 1,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Broker URL (default MERGENET_REDIS_URL).")
+    ] = None,
+    pool: Annotated[
+        str, typer.Option(help="Celery pool: auto (solo for 1, else prefork), solo, prefork.")
+    ] = "auto",
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Artifact cache (default <MERGENET_CACHE_DIR>/worker)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Celery node name (default mergenet-<pid>@<host>).")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Score the coordinator's candidates: take tasks from Redis, fetch by content hash."""
+    from mergenet.config import get_settings
+    from mergenet.distributed.worker import run_worker
+
+    try:
+        run_worker(
+            coordinator or get_settings().coordinator_url,
+            concurrency=concurrency,
+            redis_url=redis_url,
+            pool=pool,
+            cache_dir=cache_dir,
+            name=name,
+            loglevel=loglevel,
+        )
+    except SystemExit as exc:
+        raise typer.Exit(exc.code if isinstance(exc.code, int) else 1) from None
