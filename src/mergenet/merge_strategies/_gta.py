@@ -42,6 +42,11 @@ _RESCALE_EPS = 1e-7
 _local = threading.local()
 
 
+CHUNK = 1 << 16
+"""Elements per chunk of the combination pass (a k×CHUNK float32 stack stays L2/L3-resident).
+Also the chunk of DARE's rescale sums, whose rounding therefore depends on it: keep it fixed."""
+
+
 def _scratch(name: str, n: int) -> torch.Tensor:
     """A per-thread float32 buffer (no allocation per chunk)."""
     bufs = getattr(_local, "bufs", None)
@@ -49,15 +54,18 @@ def _scratch(name: str, n: int) -> torch.Tensor:
         bufs = _local.bufs = {}
     t = bufs.get(name)
     if t is None or t.numel() < n:
-        t = bufs[name] = torch.empty(max(n, _parallel.CHUNK), dtype=torch.float32)
+        t = bufs[name] = torch.empty(max(n, CHUNK), dtype=torch.float32)
     return t[:n]
 
 
-def _ones(n: int) -> torch.Tensor:
-    """A per-thread buffer of ones (filled once)."""
-    t = getattr(_local, "ones", None)
+def _const(name: str, value: float, n: int) -> torch.Tensor:
+    """A per-thread buffer filled with ``value`` once (ones, +inf)."""
+    consts = getattr(_local, "consts", None)
+    if consts is None:
+        consts = _local.consts = {}
+    t = consts.get(name)
     if t is None or t.numel() < n:
-        t = _local.ones = torch.ones(max(n, _parallel.CHUNK), dtype=torch.float32)
+        t = consts[name] = torch.full((max(n, CHUNK),), value, dtype=torch.float32)
     return t[:n]
 
 
@@ -93,11 +101,14 @@ def _rescale(before: float, after: float) -> float:
     return float(ratio)
 
 
-def _mask_chunk(lanes: torch.Tensor, threshold: int, n: int) -> torch.Tensor:
-    """float 1/0 keep mask from int16 lanes: clamp(T − lane, 0, 1) (integers, so exact)."""
-    m = _scratch("mask", n)
-    m.copy_(lanes)
-    return m.neg_().add_(threshold).clamp_(0.0, 1.0)
+def _neg_mask(lanes: torch.Tensor, threshold: int, out: torch.Tensor) -> torch.Tensor:
+    """−1 where ``lane < threshold`` (kept), 0 elsewhere, as float32 into ``out``.
+
+    ``clamp(lane − T, −1, 0)``: integers below 2¹⁷, so exact. Negative because it takes one
+    op fewer than the 1/0 mask; the sign is folded into the delta's coefficient.
+    """
+    out.copy_(lanes)
+    return out.sub_(threshold).clamp_(-1.0, 0.0)
 
 
 def _prepare(
@@ -123,33 +134,57 @@ def _prepare(
     sel = _Sel("mask", lanes=lanes, threshold=bernoulli_threshold(density))
     if rescale:
         before = after = 0.0
-        for s in range(0, n, _parallel.CHUNK):
-            e = min(n, s + _parallel.CHUNK)
+        for s in range(0, n, CHUNK):
+            e = min(n, s + CHUNK)
             a = torch.abs(d[s:e], out=_scratch("abs", e - s))
             before += float(a.sum())
-            after += float(torch.dot(a, _mask_chunk(lanes[s:e], sel.threshold, e - s)))
+            after -= float(torch.dot(a, _neg_mask(lanes[s:e], sel.threshold, _scratch("m", e - s))))
         sel.scale = _rescale(before, after)
     return sel
 
 
-def _fill_weighted(d: torch.Tensor, sel: _Sel, coef: float, s: int, e: int, out: torch.Tensor):
-    """Write ``coef · sparsify(d)[s:e]`` into ``out``."""
-    chunk = d[s:e]
-    if sel.kind == "zero":
-        out.zero_()
-    elif sel.kind == "all":
-        torch.mul(chunk, coef, out=out)
-    elif sel.kind == "thr":
-        torch.hardshrink(chunk, sel.shrink, out=out).mul_(coef)
-    else:
-        assert sel.lanes is not None
-        out.copy_(sel.lanes[s:e]).neg_().add_(sel.threshold).clamp_(0.0, 1.0)
-        out.mul_(chunk).mul_(coef)
+def _fill_rows(
+    V: torch.Tensor, ds: Sequence[torch.Tensor], sels: Sequence[_Sel], s: int, e: int
+) -> None:
+    """Row j of ``V`` ← ``sparsify(δⱼ)[s:e]`` up to the factor ``_row_sign(sels[j])``."""
+    for j, sel in enumerate(sels):
+        row, chunk = V[j], ds[j][s:e]
+        if sel.kind == "zero":
+            row.zero_()
+        elif sel.kind == "all":
+            row.copy_(chunk)
+        elif sel.kind == "thr":
+            torch.hardshrink(chunk, sel.shrink, out=row)
+        else:
+            assert sel.lanes is not None
+            _neg_mask(sel.lanes[s:e], sel.threshold, row).mul_(chunk)  # −δ where kept
+
+
+def _row_sign(sel: _Sel) -> float:
+    """``_fill_rows`` writes −δ for random masks (see ``_neg_mask``): −1 for them, else 1."""
+    return -1.0 if sel.kind == "mask" else 1.0
+
+
+def _sum_rows(V: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``V.sum(0)`` rounded exactly as torch rounds it (mergekit's ``deltas.sum(dim=0)``).
+
+    For k ≤ 4 rows torch's dim-0 reduction is the plain left-to-right sum from 0 (checked
+    bitwise by the tests), which elementwise adds compute at a third of the cost.
+    """
+    k = V.shape[0]
+    if k > 4:
+        return torch.sum(V, 0, out=out)
+    if k == 1:
+        return torch.add(V[0], 0.0, out=out)
+    torch.add(V[0], V[1], out=out)
+    for j in range(2, k):
+        out.add_(V[j])
+    return out
 
 
 def _stack(name: str, k: int, m: int) -> torch.Tensor:
     """A per-thread (k, m) float32 buffer."""
-    return _scratch(name, k * _parallel.CHUNK)[: k * m].view(k, m)
+    return _scratch(name, k * CHUNK)[: k * m].view(k, m)
 
 
 def gta_kernel(
@@ -201,39 +236,46 @@ def gta_kernel(
             return lincomb(b, 1.0, [ds[j] for j in live], [coef[j] * factor for j in live]).reshape(
                 shape
             )
+        lds, lsels = [ds[j] for j in live], [sels[j] for j in live]
+        lcol = torch.tensor([[coef[j] * _row_sign(sels[j])] for j in live], dtype=torch.float32)
         out = empty_f32(n)
 
         def linear_chunk(s: int, e: int) -> None:
             m = e - s
-            acc = _scratch("acc", m).zero_()
-            tmp = _scratch("v0", m)
-            for j in live:
-                _fill_weighted(ds[j], sels[j], coef[j], s, e, tmp)
-                acc.add_(tmp)
-            torch.add(b[s:e], acc, alpha=factor, out=out[s:e])
+            V = _stack("V", len(live), m)
+            _fill_rows(V, lds, lsels, s, e)
+            V.mul_(lcol)  # (δⱼ·maskⱼ)·coefⱼ, as mergekit weights the sparsified deltas
+            mixed = _sum_rows(V, _scratch("mixed", m))
+            torch.add(b[s:e], mixed, alpha=factor, out=out[s:e])
 
-        _parallel.for_chunks(n, linear_chunk)
+        _parallel.for_chunks(n, linear_chunk, CHUNK)
         return out.reshape(shape)
 
     out = empty_f32(n)
     wrow = torch.tensor(w, dtype=torch.float32)[None, :]
+    col = torch.tensor([[coef[j] * _row_sign(sels[j])] for j in range(k)], dtype=torch.float32)
 
     def ties_chunk(s: int, e: int) -> None:
         m = e - s
         V = _stack("V", k, m)
-        for j in range(k):
-            _fill_weighted(ds[j], sels[j], coef[j], s, e, V[j])
+        _fill_rows(V, ds, sels, s, e)
+        V.mul_(col)
         # mergekit: sign_weight = deltas.sum(dim=0); the same reduction, the same rounding.
-        total = torch.sum(V, 0, out=_scratch("total", m)).add_(0.0)  # -0 -> +0: elects +1
-        sgn = torch.copysign(_ones(m), total, out=_scratch("sgn", m))
-        V.mul_(sgn).clamp_(min=0.0)  # v·sgn > 0 exactly where v agrees with the elected sign
-        mixed = torch.sum(V, 0, out=_scratch("mixed", m)).mul_(sgn)
+        total = _sum_rows(V, _scratch("total", m)).add_(0.0)  # -0 -> +0: elects +1
+        # ±inf by the elected sign; clamping each v to [min(0, ±inf), max(0, ±inf)] keeps it
+        # where it agrees with the sign and zeroes it elsewhere, in one pass over the stack.
+        sinf = torch.copysign(_const("inf", float("inf"), m), total, out=_scratch("sinf", m))
+        lo = torch.clamp(sinf, max=0.0, out=_scratch("lo", m))
+        hi = torch.clamp(sinf, min=0.0, out=_scratch("hi", m))
+        V.clamp_(lo, hi)
+        mixed = _sum_rows(V, _scratch("mixed", m))
         if normalize:
-            ind = torch.sign(V, out=_stack("ind", k, m))  # 1 where kept, else 0
+            ind = torch.sign(V, out=_stack("ind", k, m))  # ±1 (the elected sign) where kept
             div = torch.matmul(wrow, ind, out=_scratch("div", m).view(1, m)).view(m)
+            div.mul_(torch.copysign(_const("one", 1.0, m), total, out=_scratch("sgn", m)))
             div.add_(torch.eq(div, 0.0, out=_scratch("total", m)))  # empty divisor -> 1
             mixed.div_(div)
         torch.add(b[s:e], mixed, alpha=lam, out=out[s:e])
 
-    _parallel.for_chunks(n, ties_chunk)
+    _parallel.for_chunks(n, ties_chunk, CHUNK)
     return out.reshape(shape)
