@@ -9,7 +9,7 @@ from mergekit import sparsify as mk_sparsify
 from mergekit.merge_methods import merge_tensors
 
 from mergenet.merge_strategies import registry
-from mergenet.merge_strategies._select import bernoulli_threshold, random_lanes
+from mergenet.merge_strategies._select import MASK_CHUNK, bernoulli_keep, bernoulli_threshold
 
 TOL = 1e-6
 
@@ -44,8 +44,8 @@ def test_equals_mergekit_given_the_same_masks(monkeypatch, name, params):
     def our_bernoulli(tensor, density, rescale_norm=None):
         if density >= 1:
             return tensor
-        lanes = random_lanes(tensor.numel(), torch.Generator().manual_seed(next(calls)))
-        mask = (lanes < bernoulli_threshold(density)).reshape(tensor.shape).to(tensor.dtype)
+        g = torch.Generator().manual_seed(next(calls))
+        mask = bernoulli_keep(tensor.numel(), density, g).reshape(tensor.shape).to(tensor.dtype)
         return mk_sparsify.rescaled_masked_tensor(tensor, mask, rescale_norm)
 
     monkeypatch.setattr(mk_sparsify, "bernoulli", our_bernoulli)
@@ -107,3 +107,30 @@ def test_density_quantisation_is_fine():
     for d in (0.013, 0.37, 0.999):
         p = (bernoulli_threshold(d) + 32768) / 65536
         assert abs(p - d) <= 2**-17
+
+
+def test_kernel_mask_is_bernoulli_keep_across_chunks():
+    """Over several mask chunks (each with its own tie bytes), the kernel keeps exactly the
+    entries ``bernoulli_keep`` draws from the same per-delta seed."""
+    n = 2 * MASK_CHUNK + 1234
+    delta = torch.randn(n, generator=torch.Generator().manual_seed(4))
+    out = _ours("dare_linear", torch.zeros(n), [delta], [1.0], {"density": 0.3}, seed=9)
+    (seed,) = torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(9)).tolist()
+    keep = bernoulli_keep(n, 0.3, torch.Generator().manual_seed(seed))
+    assert torch.equal(out != 0, keep)
+
+
+def test_threads_do_not_change_the_merge():
+    """Pool threads run torch ops serially, so 1 and 2 threads give bit-identical merges."""
+    g = torch.Generator().manual_seed(2)
+    base = torch.randn(3 * MASK_CHUNK + 17, generator=g)
+    deltas = [torch.randn(base.shape, generator=g) * 0.01 for _ in range(3)]
+    threads = torch.get_num_threads()
+    outs = []
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            outs.append(_ours("dare_ties", base, deltas, [0.5, 0.3, 0.2], {"density": 0.4}, 1))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outs[0], outs[1])

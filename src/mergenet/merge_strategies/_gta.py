@@ -31,10 +31,12 @@ from mergenet.merge_strategies import _parallel
 from mergenet.merge_strategies._alloc import empty_f32
 from mergenet.merge_strategies._lincomb import lincomb
 from mergenet.merge_strategies._select import (
+    MASK_CHUNK,
     bernoulli_threshold,
+    draw_keep,
     kth_largest_abs,
     magnitude_keep_count,
-    random_lanes,
+    mask_stream,
 )
 
 Sparsification = Literal["magnitude", "random"] | None
@@ -42,7 +44,7 @@ _RESCALE_EPS = 1e-7
 _local = threading.local()
 
 
-CHUNK = 1 << 16
+CHUNK = 1 << 18
 """Elements per chunk of the combination pass (a k×CHUNK float32 stack stays L2/L3-resident).
 Also the chunk of DARE's rescale sums, whose rounding therefore depends on it: keep it fixed."""
 
@@ -89,8 +91,7 @@ class _Sel:
 
     kind: Literal["all", "zero", "thr", "mask"]
     shrink: float = 0.0  # hardshrink lambda: keeps |x| > shrink, i.e. |x| >= threshold
-    lanes: torch.Tensor | None = None
-    threshold: int = 0
+    mask: torch.Tensor | None = None  # uint8 1/0 keep mask (random sparsification)
     scale: float = 1.0
 
 
@@ -101,14 +102,30 @@ def _rescale(before: float, after: float) -> float:
     return float(ratio)
 
 
-def _neg_mask(lanes: torch.Tensor, threshold: int, out: torch.Tensor) -> torch.Tensor:
-    """−1 where ``lane < threshold`` (kept), 0 elsewhere, as float32 into ``out``.
+def _random_sel(d: torch.Tensor, density: float, rescale: bool, seed: int) -> _Sel:
+    """DARE's selection: a uint8 1/0 keep mask (``_select.draw_keep``) and, with ``rescale``,
+    the L1 ratio Σ|δ| / Σ|δ·mask|.
 
-    ``clamp(lane − T, −1, 0)``: integers below 2¹⁷, so exact. Negative because it takes one
-    op fewer than the 1/0 mask; the sign is folded into the delta's coefficient.
+    One pass over chunks: each chunk's random bytes are drawn, compared and (for the rescale)
+    summed while they are in cache. The mask is kept as uint8, which converts to float32 in
+    one cheap op per chunk (torch's bool → float copy is several times slower).
     """
-    out.copy_(lanes)
-    return out.sub_(threshold).clamp_(-1.0, 0.0)
+    n = d.numel()
+    threshold = bernoulli_threshold(density)
+    if threshold > 32767:
+        return _Sel("all")
+    stream = mask_stream(torch.Generator().manual_seed(seed))
+    keep = np.empty(n, np.uint8)
+    mask = torch.from_numpy(keep)
+    before = after = 0.0
+    for s in range(0, n, MASK_CHUNK):
+        e = min(n, s + MASK_CHUNK)
+        draw_keep(stream, threshold, keep[s:e].view(np.bool_))
+        if rescale:
+            a = torch.abs(d[s:e], out=_scratch("abs", e - s))
+            before += float(a.sum())
+            after += float(torch.dot(a, _scratch("m", e - s).copy_(mask[s:e])))
+    return _Sel("mask", mask=mask, scale=_rescale(before, after) if rescale else 1.0)
 
 
 def _prepare(
@@ -130,23 +147,13 @@ def _prepare(
             sel.scale = _rescale(before, after)
         return sel
     assert seed is not None
-    lanes = random_lanes(n, torch.Generator().manual_seed(seed))
-    sel = _Sel("mask", lanes=lanes, threshold=bernoulli_threshold(density))
-    if rescale:
-        before = after = 0.0
-        for s in range(0, n, CHUNK):
-            e = min(n, s + CHUNK)
-            a = torch.abs(d[s:e], out=_scratch("abs", e - s))
-            before += float(a.sum())
-            after -= float(torch.dot(a, _neg_mask(lanes[s:e], sel.threshold, _scratch("m", e - s))))
-        sel.scale = _rescale(before, after)
-    return sel
+    return _random_sel(d, density, rescale, seed)
 
 
 def _fill_rows(
     V: torch.Tensor, ds: Sequence[torch.Tensor], sels: Sequence[_Sel], s: int, e: int
 ) -> None:
-    """Row j of ``V`` ← ``sparsify(δⱼ)[s:e]`` up to the factor ``_row_sign(sels[j])``."""
+    """Row j of ``V`` ← ``sparsify(δⱼ)[s:e]`` (unweighted)."""
     for j, sel in enumerate(sels):
         row, chunk = V[j], ds[j][s:e]
         if sel.kind == "zero":
@@ -156,13 +163,8 @@ def _fill_rows(
         elif sel.kind == "thr":
             torch.hardshrink(chunk, sel.shrink, out=row)
         else:
-            assert sel.lanes is not None
-            _neg_mask(sel.lanes[s:e], sel.threshold, row).mul_(chunk)  # −δ where kept
-
-
-def _row_sign(sel: _Sel) -> float:
-    """``_fill_rows`` writes −δ for random masks (see ``_neg_mask``): −1 for them, else 1."""
-    return -1.0 if sel.kind == "mask" else 1.0
+            assert sel.mask is not None
+            row.copy_(sel.mask[s:e]).mul_(chunk)
 
 
 def _sum_rows(V: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -237,7 +239,7 @@ def gta_kernel(
                 shape
             )
         lds, lsels = [ds[j] for j in live], [sels[j] for j in live]
-        lcol = torch.tensor([[coef[j] * _row_sign(sels[j])] for j in live], dtype=torch.float32)
+        lcol = torch.tensor([[coef[j]] for j in live], dtype=torch.float32)
         out = empty_f32(n)
 
         def linear_chunk(s: int, e: int) -> None:
@@ -253,7 +255,7 @@ def gta_kernel(
 
     out = empty_f32(n)
     wrow = torch.tensor(w, dtype=torch.float32)[None, :]
-    col = torch.tensor([[coef[j] * _row_sign(sels[j])] for j in range(k)], dtype=torch.float32)
+    col = torch.tensor([[coef[j]] for j in range(k)], dtype=torch.float32)
 
     def ties_chunk(s: int, e: int) -> None:
         m = e - s
@@ -261,7 +263,9 @@ def gta_kernel(
         _fill_rows(V, ds, sels, s, e)
         V.mul_(col)
         # mergekit: sign_weight = deltas.sum(dim=0); the same reduction, the same rounding.
-        total = _sum_rows(V, _scratch("total", m)).add_(0.0)  # -0 -> +0: elects +1
+        # (A total of -0, where every v is ±0, elects −1 where mergekit elects +1; harmless:
+        # all v are zeros then, so the merged delta is 0 either way.)
+        total = _sum_rows(V, _scratch("total", m))
         # ±inf by the elected sign; clamping each v to [min(0, ±inf), max(0, ±inf)] keeps it
         # where it agrees with the sign and zeroes it elsewhere, in one pass over the stack.
         sinf = torch.copysign(_const("inf", float("inf"), m), total, out=_scratch("sinf", m))
