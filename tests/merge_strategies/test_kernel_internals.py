@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from mergenet.merge_strategies._gta import _sum_rows
 from mergenet.merge_strategies._lincomb import lincomb
+from mergenet.merge_strategies._select import kth_largest_abs
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7])
@@ -36,3 +38,31 @@ def test_lincomb_fused_first_add_rounds_like_copy_then_add():
     for d, c in zip(dbs, cs, strict=True):
         ref16.add_(d, alpha=c)
     assert torch.equal(lincomb(bb, 1.0, dbs, cs), ref16)
+
+
+def _partition_kth_largest(x: torch.Tensor, k: int) -> float:
+    a = np.abs(x.numpy())
+    a.partition(a.size - k)
+    return float(a[a.size - k])
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["normal", "integer ties", "nan and inf", "mostly zero"],
+)
+def test_sampled_kth_largest_abs_is_exact(data):
+    """Above 2²⁰ values the top-k threshold comes from a sample-bracketed selection; it must
+    equal a full partition for every k, ties and non-finite values included."""
+    n = (1 << 20) + 12345
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, generator=g) * 0.002
+    if data == "integer ties":
+        x = torch.randint(-3, 4, (n,), generator=g).float()
+    elif data == "nan and inf":
+        x[::997] = float("nan")
+        x[5] = float("inf")
+    elif data == "mostly zero":
+        x[torch.rand(n, generator=g) < 0.9] = 0.0
+    for k in [1, 2, 1000, n // 100, n // 2, n - 7, n]:
+        ours, ref = kth_largest_abs(x, k), _partition_kth_largest(x, k)
+        assert ours == ref or (np.isnan(ours) and np.isnan(ref)), (k, ours, ref)

@@ -1,8 +1,8 @@
 """DARE: drop each delta entry with probability ``1 − density`` and rescale the survivors to
 the delta's L1 norm, then merge linearly (``dare_linear``) or with TIES sign election
 (``dare_ties``) — mergekit's methods, arXiv:2311.03099. The drop is drawn from an explicit
-``torch.Generator`` (the engine seeds one per tensor from the recipe seed), so a recipe
-rebuilds bit-identically."""
+``torch.Generator`` (the engine seeds one per tensor from the recipe seed; it seeds each
+delta's SFC64 mask stream, see ``_select``), so a recipe rebuilds bit-identically."""
 
 from __future__ import annotations
 
