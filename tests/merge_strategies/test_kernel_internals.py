@@ -51,7 +51,7 @@ def _partition_kth_largest(x: torch.Tensor, k: int) -> float:
     ["normal", "integer ties", "nan and inf", "mostly zero"],
 )
 def test_sampled_kth_largest_abs_is_exact(data):
-    """Above 2²⁰ values the top-k threshold comes from a sample-bracketed selection; it must
+    """Above 2¹⁸ values the top-k threshold comes from a sample-bracketed selection; it must
     equal a full partition for every k, ties and non-finite values included."""
     n = (1 << 20) + 12345
     g = torch.Generator().manual_seed(0)

@@ -5,7 +5,10 @@ costs about as much as the merge arithmetic itself (measured here: ``torch.add``
 tensor runs at ~45% of ``torch.add`` into an existing one). Large outputs are therefore
 mapped anonymously with ``MADV_HUGEPAGE`` (512× fewer faults) and wrapped as tensors; the
 tensor owns the mapping, which is released when the tensor is. Anywhere that fails (other
-OSes, THP disabled) this falls back to ``torch.empty``.
+OSes, THP disabled) this falls back to ``torch.empty``. Mappings are whole huge pages, so a
+tensor of at least ``_MIN_BYTES`` (4 MiB) wastes at most a third of itself, and a large one
+(where it matters) under 1%; writing a fresh 6 MiB tensor this way took 0.53 ms against
+1.23 ms on 4 KiB pages.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import mmap
 import torch
 
 _HUGE = 2 << 20
-_MIN_BYTES = 8 << 20
+_MIN_BYTES = 4 << 20
 
 
 def empty_f32(n: int) -> torch.Tensor:

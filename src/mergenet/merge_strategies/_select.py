@@ -60,7 +60,7 @@ def kth_largest_abs(flat: torch.Tensor, k: int, scratch: np.ndarray | None = Non
             scratch = _local.scratch = np.empty(n, np.float32)  # reused: no page faults
     buf = scratch[:n]
     np.abs(src.numpy(), out=buf)
-    if n >= 16 * _SAMPLE:
+    if n >= 4 * _SAMPLE:
         found = _bracketed_kth_largest(buf, k)
         if found is not None:
             return found
@@ -68,16 +68,26 @@ def kth_largest_abs(flat: torch.Tensor, k: int, scratch: np.ndarray | None = Non
     return float(buf[n - k])
 
 
+def _bools(name: str, n: int) -> np.ndarray:
+    """A per-thread bool buffer, reused (fresh ones cost a page fault per 4 KiB)."""
+    buf = getattr(_local, name, None)
+    if buf is None or buf.size < n:
+        buf = np.empty(n, np.bool_)
+        setattr(_local, name, buf)
+    return buf[:n]
+
+
 def _bracketed_kth_largest(a: np.ndarray, k: int) -> float | None:
     """The k-th largest of ``a`` if a sample brackets it, else None (see ``kth_largest_abs``)."""
-    n = a.size
+    n = a.size  # >= 4 samples' worth: the stride is at least 4
     sample = np.sort(a[:: n // _SAMPLE][:_SAMPLE])
     at = round(_SAMPLE * (1 - k / n))  # ascending rank of the answer in the sample
     lo = sample[at - _SAMPLE_MARGIN] if at - _SAMPLE_MARGIN >= 0 else np.float32(0)
     hi = sample[at + _SAMPLE_MARGIN] if at + _SAMPLE_MARGIN < _SAMPLE else np.float32(np.inf)
-    le_hi = np.less_equal(a, hi)
+    le_hi = np.less_equal(a, hi, out=_bools("le", n))
     above = n - int(np.count_nonzero(le_hi))  # > hi, NaN included
-    band = a[np.greater_equal(a, lo, out=np.empty(n, np.bool_)) & le_hi]
+    in_band = np.greater_equal(a, lo, out=_bools("ge", n))
+    band = a[np.logical_and(in_band, le_hi, out=in_band)]
     rank = k - above  # the answer is the rank-th largest of the band
     if not 1 <= rank <= band.size:
         return None
