@@ -133,6 +133,12 @@ def main() -> None:
     ap.add_argument("--skip-mergekit", action="store_true", help="time mergenet only")
     ap.add_argument("--only", nargs="*", help="subset of merges")
     ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="best of N runs, for mergekit in-memory and mergenet alike (run_merge: once)",
+    )
+    ap.add_argument(
         "--threads", type=int, default=None, help="torch threads for everyone (default: torch's)"
     )
     ap.add_argument(
@@ -195,7 +201,8 @@ def main() -> None:
                         strategy.mergekit_method,
                         parameters=mk_params,
                         base="base" if strategy.base_input else None,
-                    )
+                    ),
+                    repeat=args.repeat,
                 )
             row["mergekit in-memory s"] = t_mem
             if not args.skip_run_merge and name in RUN_MERGE_METHODS:
@@ -217,7 +224,7 @@ def main() -> None:
                 row["mergekit run_merge s"] = t_run
         t_ours, ours = timed(
             lambda name=name, p=p: engine.merge_state_dict(name, base, deltas, WEIGHTS, p, seed=0),
-            repeat=2,
+            repeat=args.repeat,
         )
         row["mergenet s"] = t_ours
         if not args.skip_mergekit and not strategy.stochastic:
@@ -264,7 +271,8 @@ def main() -> None:
         f"\n{nparams / 1e6:.0f}M params, k={K}, float32; torch.add {floor / 1e9:.2f} GB/s into "
         f"existing outputs, {floor_alloc / 1e9:.2f} GB/s allocating them; "
         f"GB/s counts (k+2) model sizes per merge; {args.clock} clock, "
-        f"{torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f}."
+        f"{torch.get_num_threads()} thread(s), best of {args.repeat}, "
+        f"load average {os.getloadavg()[0]:.1f}."
     )
 
 
