@@ -99,28 +99,34 @@ def timed(fn, repeat: int = 1) -> tuple[float, object]:
     return best, out
 
 
-def torch_add_floor(base: dict[str, torch.Tensor]) -> tuple[float, float]:
-    """Bytes/s of ``torch.add`` over every tensor of the model (3 tensors' bytes per call):
-    (into preallocated outputs, allocating its outputs). The faster of 1 and all threads."""
-    others = {n: torch.randn_like(t) for n, t in base.items()}
-    outs = {n: torch.empty_like(t).zero_() for n, t in base.items()}
+class AddFloor:
+    """``torch.add`` over every tensor of the model (3 tensors' bytes per call), into
+    preallocated outputs or allocating them: the memory-bandwidth floor. The faster of 1 and
+    all threads. ``sample()`` is also called between mergenet's runs, so that each row's
+    "% of torch.add" compares timings taken under the same load (the machine is shared)."""
 
-    def into():
-        for n, t in base.items():
-            torch.add(t, others[n], out=outs[n])
+    def __init__(self, base: dict[str, torch.Tensor]):
+        self.base = base
+        self.others = {n: torch.randn_like(t) for n, t in base.items()}
+        self.outs = {n: torch.empty_like(t).zero_() for n, t in base.items()}
+        self.nbytes = 3 * sum(t.numel() * 4 for t in base.values())
 
-    def alloc():
-        return [torch.add(t, others[n]) for n, t in base.items()]
+    def _into(self) -> None:
+        for n, t in self.base.items():
+            torch.add(t, self.others[n], out=self.outs[n])
 
-    nbytes = 3 * sum(t.numel() * 4 for t in base.values())
-    threads = torch.get_num_threads()
-    best_into = best_alloc = float("inf")
-    for n in sorted({1, threads}):
-        torch.set_num_threads(n)
-        best_into = min(best_into, timed(into, repeat=3)[0])
-        best_alloc = min(best_alloc, timed(alloc, repeat=3)[0])
-    torch.set_num_threads(threads)
-    return nbytes / best_into, nbytes / best_alloc
+    def _alloc(self) -> list[torch.Tensor]:
+        return [torch.add(t, self.others[n]) for n, t in self.base.items()]
+
+    def sample(self, alloc: bool = False, repeat: int = 1) -> float:
+        """Best bytes/s over ``repeat`` runs at each of 1 and all threads."""
+        threads = torch.get_num_threads()
+        best = float("inf")
+        for n in sorted({1, threads}):
+            torch.set_num_threads(n)
+            best = min(best, timed(self._alloc if alloc else self._into, repeat=repeat)[0])
+        torch.set_num_threads(threads)
+        return self.nbytes / best
 
 
 def main() -> None:
@@ -166,7 +172,8 @@ def main() -> None:
         f"model: {nparams / 1e6:.1f}M params ({model_bytes / 1e9:.2f} GB float32), k={K} deltas,"
         f" torch threads={torch.get_num_threads()}, clock={args.clock}, load={os.getloadavg()}"
     )
-    floor, floor_alloc = torch_add_floor(base)
+    add_floor = AddFloor(base)
+    floor, floor_alloc = add_floor.sample(repeat=3), add_floor.sample(alloc=True, repeat=3)
     print(
         f"torch.add floor: {floor / 1e9:.2f} GB/s into existing outputs, "
         f"{floor_alloc / 1e9:.2f} GB/s allocating them"
@@ -222,10 +229,17 @@ def main() -> None:
                 )
                 shutil.rmtree(out_dir, ignore_errors=True)
                 row["mergekit run_merge s"] = t_run
-        t_ours, ours = timed(
-            lambda name=name, p=p: engine.merge_state_dict(name, base, deltas, WEIGHTS, p, seed=0),
-            repeat=args.repeat,
-        )
+        # mergenet's runs interleaved with torch.add floor runs (same load for both).
+        t_ours, row_floor, ours = float("inf"), 0.0, None
+        for _ in range(args.repeat):
+            row_floor = max(row_floor, add_floor.sample())
+            del ours
+            t, ours = timed(
+                lambda name=name, p=p: engine.merge_state_dict(
+                    name, base, deltas, WEIGHTS, p, seed=0
+                )
+            )
+            t_ours = min(t_ours, t)
         row["mergenet s"] = t_ours
         if not args.skip_mergekit and not strategy.stochastic:
             row["max |diff|"] = max(float((ours[n] - mk_out[n]).abs().max()) for n in ours)
@@ -234,7 +248,8 @@ def main() -> None:
             )
         bps = (K + 2) * model_bytes / t_ours
         row["mergenet GB/s"] = bps / 1e9
-        row["% of torch.add"] = 100 * bps / floor
+        row["torch.add GB/s (interleaved)"] = row_floor / 1e9
+        row["% of torch.add"] = 100 * bps / row_floor
         row["% of allocating torch.add"] = 100 * bps / floor_alloc
         if "mergekit in-memory s" in row:
             row["speedup vs in-memory"] = row["mergekit in-memory s"] / t_ours
@@ -251,6 +266,7 @@ def main() -> None:
         "mergenet s",
         "speedup vs in-memory",
         "mergenet GB/s",
+        "torch.add GB/s (interleaved)",
         "% of torch.add",
         "% of allocating torch.add",
         "max |diff|",
@@ -269,7 +285,8 @@ def main() -> None:
         print("| " + " | ".join(cells) + " |")
     print(
         f"\n{nparams / 1e6:.0f}M params, k={K}, float32; torch.add {floor / 1e9:.2f} GB/s into "
-        f"existing outputs, {floor_alloc / 1e9:.2f} GB/s allocating them; "
+        f"existing outputs, {floor_alloc / 1e9:.2f} GB/s allocating them (at the start; "
+        "each row's % of torch.add uses the floor sampled between its runs); "
         f"GB/s counts (k+2) model sizes per merge; {args.clock} clock, "
         f"{torch.get_num_threads()} thread(s), best of {args.repeat}, "
         f"load average {os.getloadavg()[0]:.1f}."
