@@ -9,11 +9,13 @@ from __future__ import annotations
 import typer
 
 from mergenet.coordinator.cli import app as coordinator_app
+from mergenet.demo.cli import demo_command
 from mergenet.distributed.petals_cli import app as petals_app
 from mergenet.distributed.worker_cli import worker_command
 from mergenet.ecosystem.cli import app as world_app
 from mergenet.evaluator.cli import dharma_app, eval_command
 from mergenet.merge_strategies.cli import merge_command
+from mergenet.node.cli import app as node_app
 from mergenet.rewards.cli import chain_app, rewards_app
 
 app = typer.Typer(
@@ -29,16 +31,12 @@ app.command("merge")(merge_command)
 app.add_typer(chain_app, name="chain", help="Start, inspect and stop the local test chain.")
 app.add_typer(rewards_app, name="rewards", help="Reward ledger, epochs and claims.")
 app.add_typer(petals_app, name="petals", help="A private Petals swarm for model-parallel scoring.")
+app.add_typer(node_app, name="node", help="Contribute: keys, pull, finetune, submit, claim.")
 app.add_typer(coordinator_app, name="coordinator", help="Run the coordinator: API and merge loop.")
 app.command("worker")(worker_command)
 
 
-@app.command("demo")
-def demo() -> None:
-    """Run the main job on the embedded default: build the world and print its evaluation table."""
-    from mergenet.ecosystem.report import run_demo
-
-    run_demo()
+app.command("demo")(demo_command)
 
 
 if __name__ == "__main__":

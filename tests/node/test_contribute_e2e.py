@@ -65,7 +65,7 @@ def one_error_line(proc: Any) -> str:
     return lines[0]
 
 
-def test_a_new_contributor_pulls_finetunes_submits_and_claims(cworld: Any, tmp_path: Path) -> None:
+def test_a_new_contributor_pulls_finetunes_submits_and_claims(world: Any, tmp_path: Path) -> None:
     from mergenet.config import Settings
     from mergenet.rewards.chain import chain_down, chain_up
 
@@ -73,7 +73,7 @@ def test_a_new_contributor_pulls_finetunes_submits_and_claims(cworld: Any, tmp_p
     coord_settings = Settings(data_dir=coord_dir, keystore_password=PASSWORD, chain_url=None)
     deployment = chain_up(coord_settings).deployment
     server = CoordinatorProcess(
-        cworld,
+        world,
         coord_dir,
         workers=1,
         max_evaluations=24,
@@ -109,7 +109,7 @@ def test_a_new_contributor_pulls_finetunes_submits_and_claims(cworld: Any, tmp_p
         )
 
         rows = tmp_path / "plus_ten.jsonl"
-        lines = cworld.contributor_data("alice").read_text().splitlines()[:400]
+        lines = world.contributor_data("alice").read_text().splitlines()[:400]
         rows.write_text("\n".join(lines) + "\n")
         out = mergenet(
             node_env,
@@ -131,7 +131,7 @@ def test_a_new_contributor_pulls_finetunes_submits_and_claims(cworld: Any, tmp_p
 
         # the other contributors too, so the loop has a pool to merge
         with server.client() as http:
-            submit_world_deltas(http, cworld)
+            submit_world_deltas(http, world)
         submitted = mergenet(node_env, "node", "submit", str(tmp_path / "ft"), "--wait", "600")
         assert "score S = " in submitted.stdout, submitted.stdout
         status = mergenet(node_env, "node", "status").stdout

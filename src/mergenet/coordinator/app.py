@@ -167,6 +167,24 @@ def create_app(coord: Coordinator) -> FastAPI:
             except LedgerError as exc:
                 raise HTTPException(422, str(exc)) from None
 
+    @app.get("/api/info", summary="What a node needs before signing: chain id, current version")
+    def info() -> dict[str, Any]:
+        with session() as s:
+            current_hash = queries.current(s)["hash"]
+        return {
+            "chain_id": coord.settings.chain_id,
+            "current_version": current_hash,
+            "rewards_on_chain": coord.chain is not None,
+        }
+
+    @app.get("/api/chain", summary="Where the reward contracts live (for claims)")
+    def chain_info() -> dict[str, Any]:
+        if coord.chain is None:
+            raise HTTPException(
+                404, "this coordinator runs without a chain: rewards are not paid on chain"
+            )
+        return coord.chain.public_json()
+
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def metrics() -> PlainTextResponse:
         with session() as s:

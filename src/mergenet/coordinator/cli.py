@@ -43,6 +43,10 @@ def up_command(
     chain: Annotated[
         bool, typer.Option(help="Accrue rewards and record versions on the deployed chain.")
     ] = False,
+    epoch_seconds: Annotated[
+        float | None,
+        typer.Option(help="With --chain: publish a reward epoch this often (0: on demand)."),
+    ] = None,
 ) -> None:
     """Migrate the database, register the base version, start the loop and serve the API."""
     import logging
@@ -64,6 +68,8 @@ def up_command(
         updates["max_evaluations"] = max_evaluations
     if chain:
         updates["chain"] = True
+    if epoch_seconds is not None:
+        updates["epoch_seconds"] = epoch_seconds
     cs = cs.model_copy(update=updates)
     bind_host, bind_port = host or settings.host, port or settings.port
     factory = None

@@ -120,6 +120,8 @@ class Coordinator:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.chain = None
+        self.epochs = None
+        self._epoch_thread: threading.Thread | None = None
 
     def open(self) -> Coordinator:
         data_dir = self.settings.data_dir
@@ -150,15 +152,13 @@ class Coordinator:
             self.factory, self.store, self.pool, self._config or loop_config(self.cs), hooks
         )
         if self.chain is not None:
-            self.loop.on_accept = self.chain.record
-        return self
+            from mergenet.coordinator.epochs import EpochPublisher
 
-    def start_loop(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self.loop.run, args=(self._stop,), name="mergenet-loop", daemon=True
-        )
-        self._thread.start()
+            self.loop.on_accept = self.chain.record
+            self.epochs = EpochPublisher(
+                self.factory, self.chain.contracts, self.chain.owner, self.cs.epoch_seconds
+            )
+        return self
 
     def worker_env(self, coordinator_url: str | None = None) -> WorkerEnv:
         """What evaluation workers are told: the store folder and row files (shared disk, the
@@ -174,10 +174,23 @@ class Coordinator:
             row_set_sha256=dict(self.row_sets.hashes),
         )
 
+    def start_loop(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.loop.run, args=(self._stop,), name="mergenet-loop", daemon=True
+        )
+        self._thread.start()
+        if self.epochs is not None and self.cs.epoch_seconds > 0:
+            self._epoch_thread = threading.Thread(
+                target=self.epochs.run, args=(self._stop,), name="mergenet-epochs", daemon=True
+            )
+            self._epoch_thread.start()
+
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in (self._thread, self._epoch_thread):
+            if thread is not None:
+                thread.join(timeout=30)
         if getattr(self, "pool", None) is not None:
             self.pool.close()
         if self.engine is not None:

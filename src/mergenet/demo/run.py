@@ -249,26 +249,35 @@ def client_recipe(url: str, version_hash: str) -> dict[str, Any]:
         return client.get(f"/api/versions/{version_hash}/recipe", "reading a recipe")
 
 
-def _reference_scores(world: Any, services: DemoServices, versions: list[dict]) -> dict[str, float]:
-    """Held-out macro choice accuracy: the world's reference models and the newest core
-    version (held-out rows are never used to select anything: the loop sees the dev split)."""
+def _reference_scores(
+    world: Any, services: DemoServices, versions: list[dict]
+) -> dict[str, float]:
+    """Held-out macro choice accuracy of the base and the newest core version, and of the
+    world's reference models when their report is cached (``mergenet world table``): held-out
+    rows are never used to select anything, the loop sees only the dev split."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mergenet.ecosystem.report import evaluate_world
     from mergenet.evaluator.scoring import evaluate_items
 
-    reference = evaluate_world(world, split="heldout")
-    singles = {n: reference[n].macro("acc_choice") for n in world.contributor_names}
-    best = max(singles, key=singles.__getitem__)
-    newest = versions[-1]["hash"]
-    model = AutoModelForCausalLM.from_pretrained(
-        services.coordinator.store.version_dir(newest), dtype="float32"
-    ).eval()
+    items = world.items("heldout")
     tokenizer = AutoTokenizer.from_pretrained(world.tokenizer_dir)
-    merged = evaluate_items(model, tokenizer, world.items("heldout")).macro("acc_choice")
-    return {
-        "base (version 0)": reference["base"].macro("acc_choice"),
-        f"best single contributor ({best})": singles[best],
-        "monolith (all data, same compute)": reference["monolith"].macro("acc_choice"),
-        f"core version {len(versions) - 1} ({newest[:12]}, merged)": merged,
-    }
+
+    def accuracy(folder: Path) -> float:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval()
+        return evaluate_items(model, tokenizer, items).macro("acc_choice")
+
+    out = {"base (version 0)": accuracy(world.base_dir)}
+    cached = world.root / "report-heldout.json"
+    if cached.exists():
+        from mergenet.ecosystem.report import evaluate_world
+
+        reference = evaluate_world(world, split="heldout")
+        singles = {n: reference[n].macro("acc_choice") for n in world.contributor_names}
+        best = max(singles, key=singles.__getitem__)
+        out[f"best single contributor ({best})"] = singles[best]
+        out["monolith (all data, same compute)"] = reference["monolith"].macro("acc_choice")
+    newest = versions[-1]["hash"]
+    if len(versions) > 1:
+        folder = services.coordinator.store.version_dir(newest)
+        out[f"core version {len(versions) - 1} ({newest[:12]}, merged)"] = accuracy(folder)
+    return out
