@@ -3,6 +3,7 @@ resumes from the database after its process state is thrown away."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -81,7 +82,8 @@ def test_loop_state_survives_a_restart(db_url: str, cworld: Any, make_coordinato
         assert r.status_code == 201, r.text
         shas.append(r.json()["sha256"])
     # run until the three are scored and a few loop candidates were evaluated
-    for _ in range(200):
+    deadline = time.monotonic() + 300  # evaluations take seconds each, more on a busy machine
+    while time.monotonic() < deadline:
         coord.loop.step(0.2)
         with coord.factory() as s:
             evals = s.scalar(select(func.count()).select_from(m.Evaluation))
@@ -102,7 +104,8 @@ def test_loop_state_survives_a_restart(db_url: str, cworld: Any, make_coordinato
         assert all(c.status == m.SCORED for c in s.scalars(select(m.Contribution)))
         assert s.get(m.Candidate, queued_id).status == m.QUEUED
         assert s.scalar(select(func.max(m.StrategyWeight.step))) == steps_before
-    for _ in range(100):
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
         again.loop.step(0.2)
         with again.factory() as s:
             if s.get(m.Candidate, queued_id).status != m.QUEUED:

@@ -216,6 +216,24 @@ _WORKER: _Worker | None = None
 def _init_worker(env: WorkerEnv) -> None:
     global _WORKER
     _WORKER = _Worker(env)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """End this evaluation process when the coordinator is gone (killed, crashed), instead
+    of living on as an orphan that holds a core: a daemon thread watches the parent pid."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mergenet-parent-watch", daemon=True).start()
 
 
 def _run_task(task: EvalTask) -> EvalOutcome:

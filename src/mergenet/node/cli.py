@@ -160,7 +160,7 @@ def finetune_command(
     ] = False,
     steps: Annotated[int, typer.Option(help="Optimiser steps (batches of 16 packed rows).")] = 40,
     lr: Annotated[
-        float | None, typer.Option(help="Peak learning rate (default 2e-3, LoRA 1e-2).")
+        float | None, typer.Option(help="Peak learning rate (default 2.5e-4, LoRA 2e-3).")
     ] = None,
     out: Annotated[
         Path | None,
