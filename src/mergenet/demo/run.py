@@ -249,9 +249,7 @@ def client_recipe(url: str, version_hash: str) -> dict[str, Any]:
         return client.get(f"/api/versions/{version_hash}/recipe", "reading a recipe")
 
 
-def _reference_scores(
-    world: Any, services: DemoServices, versions: list[dict]
-) -> dict[str, float]:
+def _reference_scores(world: Any, services: DemoServices, versions: list[dict]) -> dict[str, float]:
     """Held-out macro choice accuracy of the base and the newest core version, and of the
     world's reference models when their report is cached (``mergenet world table``): held-out
     rows are never used to select anything, the loop sees only the dev split."""

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from mergenet.rewards.units import format_tokens
+from mergenet.rewards.units import UNIT
 
 
 def render_summary(console: Console, data: dict[str, Any]) -> None:
@@ -58,11 +58,16 @@ def _contributors(data: dict[str, Any]) -> Table:
             n["address"][:10] + "…",
             "—" if n["score"] is None else f"{n['score']:.4f}",
             f"{len(n['in_versions'])} version(s)" if n["in_versions"] else "—",
-            format_tokens(n["accrued"]),
-            format_tokens(n["claimed"]),
-            format_tokens(n["balance"]) if n["balance"] else "—",
+            _tokens(n["accrued"]),
+            _tokens(n["claimed"]),
+            _tokens(n["balance"]) if n["balance"] else "—",
         )
     return t
+
+
+def _tokens(base_units: int) -> str:
+    """Four decimals for the table; the ledger and the chain keep exact base units."""
+    return f"{base_units / UNIT:.4f}"
 
 
 def _strategies(data: dict[str, Any]) -> Table:
