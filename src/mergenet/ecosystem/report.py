@@ -82,4 +82,3 @@ def markdown_table(world: World, results: dict[str, EvalResult], metric: str = "
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {res.macro(metric):.3f} |")
     return "\n".join(lines)
-
