@@ -17,6 +17,7 @@ import pytest
 
 from ..coordinator.conftest import submit_world_deltas
 from ..coordinator.server import CoordinatorProcess
+from ..rewards.cast import cast_balance
 
 pytestmark = [pytest.mark.world, pytest.mark.chain, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -35,27 +36,6 @@ def mergenet(env: dict[str, str], *args: str, check: bool = True, stdin: str = "
     if check:
         assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
     return proc
-
-
-def cast_balance(rpc_url: str, token: str, account: str) -> int:
-    from mergenet.rewards.anvil import foundry_binary
-
-    out = subprocess.run(
-        [
-            str(foundry_binary("cast")),
-            "call",
-            token,
-            "balanceOf(address)(uint256)",
-            account,
-            "--rpc-url",
-            rpc_url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    return int(out.split()[0])
 
 
 def one_error_line(proc: Any) -> str:

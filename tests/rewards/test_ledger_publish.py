@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-import subprocess
 
 import pytest
 from sqlalchemy import select
 
 from mergenet.coordinator.db import transaction
-from mergenet.rewards.anvil import foundry_binary, free_port
+from mergenet.rewards.anvil import free_port
 from mergenet.rewards.claim import ClaimError, claim_rewards
 from mergenet.rewards.client import ChainError, RewardContracts, connect, transact
 from mergenet.rewards.ledger import LedgerError, accrue, close_epoch, epoch_amounts
@@ -19,6 +18,7 @@ from mergenet.rewards.publish import prepare, publish_pending, send
 from mergenet.rewards.reconcile import reconcile
 from mergenet.rewards.service import RewardStatus, rewards_for_address
 
+from .cast import cast_balance
 from .conftest import ONE_ETHER, Deployed, new_account
 
 pytestmark = pytest.mark.chain
@@ -50,25 +50,6 @@ def status(ledger, address, contracts) -> RewardStatus:
 
 def root_updates_for(contracts: RewardContracts, epoch: int) -> list[dict]:
     return [u for u in contracts.root_updates(contracts.from_block) if u["epoch"] == epoch]
-
-
-def cast_balance(rpc_url: str, token: str, account: str) -> int:
-    out = subprocess.run(
-        [
-            str(foundry_binary("cast")),
-            "call",
-            token,
-            "balanceOf(address)(uint256)",
-            account,
-            "--rpc-url",
-            rpc_url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    return int(out.split()[0])
 
 
 def test_many_accounts_epochs_claims_and_cast_agrees(deployed: Deployed, ledger, anvil) -> None:
