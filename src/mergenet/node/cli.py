@@ -239,7 +239,6 @@ def submit_command(
             if wait > 0:
                 with _spinner("evaluating against the current version"):
                     info = follow(client, info["sha256"], timeout=wait)
-                info = client.contribution(info["sha256"])
     typer.echo(_describe(info))
 
 

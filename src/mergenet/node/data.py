@@ -29,7 +29,9 @@ class TrainRow:
 
     @property
     def continuation(self) -> str:
-        return json.dumps(self.output, ensure_ascii=False)[1:-1] + '"}'
+        from mergenet.evaluator.encoding import continuation
+
+        return continuation(self.output)
 
 
 def read_rows(path: Path) -> list[TrainRow]:
