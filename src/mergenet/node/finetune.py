@@ -130,19 +130,20 @@ def finetune(
 
 
 def _write_delta(parent_dir: Path, model, path: Path) -> None:
+    """``fine-tuned − parent`` with the parent's names and dtypes (``deltas.extract_delta``)."""
     from safetensors.torch import save_file
 
+    from mergenet.deltas.errors import DeltaValidationError
+    from mergenet.deltas.extract import extract_delta
     from mergenet.deltas.models import ModelSource
 
-    parent = ModelSource(parent_dir)
-    tuned = model.state_dict()
-    delta = {}
-    for name in parent.names():
-        if name not in tuned:
-            raise NodeError(f"the fine-tuned model has no tensor {name}: the parent folder is odd")
-        base = parent.get(name)
-        delta[name] = (tuned[name].detach().float() - base.float()).to(base.dtype).contiguous()
-    save_file(delta, str(path))
+    parent = ModelSource(parent_dir).state_dict()
+    tuned = {n: t.detach() for n, t in model.state_dict().items() if n in parent}
+    try:
+        delta = extract_delta(tuned, parent)
+    except DeltaValidationError as exc:
+        raise NodeError(f"the fine-tuned model does not match its parent: {exc}") from None
+    save_file({n: t.contiguous() for n, t in delta.items()}, str(path))
 
 
 def read_meta(folder: Path) -> dict:
