@@ -1,8 +1,9 @@
 """The strategy distribution H(s) of Algorithm 1: multiplicative updates with a floor.
 
-After a candidate built with strategy s is scored, H(s) ← H(s)·exp(β·ΔS) where ΔS = S − S_0 is
-its gain over the no-change score on the same rows (positive: the strategy helped), then H is
-renormalised. Every weight is kept at or above ``floor`` (a fraction of the total mass), so a
+After a candidate built with strategy s is scored, H(s) ← H(s)·exp(β·G) where G is its gain
+over the no-change model on the same rows (ΔS = S − S_0 plus γ times the accuracy change, see
+:mod:`mergenet.coordinator.loop`; positive: the strategy helped), then H is renormalised.
+Every weight is kept at or above ``floor`` (a fraction of the total mass), so a
 strategy that was unlucky early keeps being sampled now and then and can recover.
 """
 
@@ -43,7 +44,7 @@ def with_floor(weights: Mapping[str, float], floor: float) -> dict[str, float]:
 def update(
     weights: Mapping[str, float], strategy: str, gain: float, *, beta: float, floor: float
 ) -> dict[str, float]:
-    """One multiplicative update of H for ``strategy``'s measured gain ΔS."""
+    """One multiplicative update of H for ``strategy``'s measured gain G."""
     if strategy not in weights:
         raise KeyError(f"{strategy!r} is not in H(s)")
     step = max(-50.0, min(50.0, beta * gain))

@@ -88,6 +88,7 @@ def loop_config(cs: CoordinatorSettings) -> LoopConfig:
     return LoopConfig(
         sample_n=cs.sample_n,
         margin=cs.margin,
+        accuracy_weight=cs.accuracy_weight,
         beta=cs.beta,
         floor=cs.floor,
         seed=cs.seed,

@@ -26,6 +26,8 @@ class CoordinatorSettings(BaseSettings):
     """Stop proposing after this many loop evaluations (0 = run forever)."""
     sample_n: int = 16
     margin: float = 0.005
+    accuracy_weight: float = 2.0
+    """γ in the loop's gain G = ΔS + γ·ΔA (see ``mergenet.coordinator.loop``)."""
     beta: float = 20.0
     floor: float = 0.03
     seed: int = 0

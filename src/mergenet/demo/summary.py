@@ -20,9 +20,9 @@ def render_summary(console: Console, data: dict[str, Any]) -> None:
 
 def _versions(data: dict[str, Any]) -> Table:
     t = Table(title=f"core versions ({data['evaluations']} loop evaluations)")
-    for col in ("#", "version", "parent", "strategy", "ΔS confirmed", "at evaluation"):
+    for col in ("#", "version", "parent", "strategy", "gain confirmed", "at evaluation"):
         t.add_column(
-            col, justify="right" if col in ("#", "ΔS confirmed", "at evaluation") else "left"
+            col, justify="right" if col in ("#", "gain confirmed", "at evaluation") else "left"
         )
     for i, v in enumerate(data["versions"]):
         t.add_row(

@@ -40,7 +40,7 @@ async function getJSON(url) {
 
 function pointHover(p) {
   return `<b>${p.purpose}</b> · candidate ${p.candidate}<br>strategy ${p.strategy} (${p.kind})` +
-    `<br>S ${fmt(p.score, 4)} · ΔS ${fmt(p.gain, 4)}<br>Dharma ${pct(p.dharma)}`;
+    `<br>S ${fmt(p.score, 4)} · gain ${fmt(p.gain, 4)}<br>Dharma ${pct(p.dharma)}`;
 }
 
 function versionHover(v) {
@@ -50,7 +50,7 @@ function versionHover(v) {
   const params = Object.entries(v.params || {}).map(([k, x]) => `${k}=${typeof x === "number" ? fmt(x, 3) : JSON.stringify(x)}`);
   return `<b>★ version ${short(v.hash)}</b><br>strategy <b>${v.strategy}</b>` +
     (params.length ? `<br>recipe ${params.join(", ")}` : "") +
-    `<br>S ${fmt(v.score, 4)} · ΔS ${fmt(v.gain, 4)} · Dharma ${pct(v.dharma)}` +
+    `<br>S ${fmt(v.score, 4)} · gain ${fmt(v.gain, 4)} · Dharma ${pct(v.dharma)}` +
     `<br>contributions (${contribs.length}):<br>${contribs.slice(0, 8).join("<br>")}` +
     (contribs.length > 8 ? `<br>  … ${contribs.length - 8} more` : "");
 }
@@ -214,7 +214,7 @@ function connect() {
     updateStats(null);
     refreshPanels();
     const v = versions[versions.length - 1];
-    toast(`★ new version ${short(v.hash)} · ${v.strategy} · ΔS ${fmt(v.gain, 4)}`, v.at);
+    toast(`★ new version ${short(v.hash)} · ${v.strategy} · gain ${fmt(v.gain, 4)}`, v.at);
   });
   es.onerror = () => setStatus("down", "reconnecting…");  // EventSource retries by itself
 }
