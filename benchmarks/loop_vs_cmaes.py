@@ -34,6 +34,16 @@ def heldout_acc(world: Any, state: dict | None = None, folder: Path | None = Non
     return evaluate_items(model, tokenizer, world.items("heldout")).macro("acc_choice")
 
 
+def _recipe_summary(recipe: dict | None, names: dict[str, str]) -> str:
+    if not recipe:
+        return "the base"
+    parts = ", ".join(
+        f"{names.get(c['sha256'], c['sha256'][:8])} {c['weight']:.2f}"
+        for c in recipe.get("contributions", [])
+    )
+    return f"{recipe['strategy']} [{parts}]"
+
+
 def run_loop(world: Any, data: Path, budget: int, workers: int, seed: int) -> dict[int, float]:
     """Held-out score of the loop's current version after each evaluation."""
     from eth_account import Account
@@ -61,9 +71,11 @@ def run_loop(world: Any, data: Path, budget: int, workers: int, seed: int) -> di
     try:
         with coord.factory() as s:
             parent = current_version(s).hash
+        names: dict[str, str] = {}
         for i, name in enumerate(world.contributor_names):
             acct = Account.from_key((i + 1).to_bytes(32, "big"))
             path = world.delta_path(name)
+            names[sha256_file(path)] = name
             sig = sign_submission(acct, sha256_file(path), parent, 1, settings.chain_id)
             with path.open("rb") as fh:
                 coord.submissions.submit(Upload(acct.address, parent, "1", sig), fh)
@@ -77,10 +89,14 @@ def run_loop(world: Any, data: Path, budget: int, workers: int, seed: int) -> di
                 v = current_version(s)
                 folder = coord.store.root / v.weights_path
                 vh = v.hash
+                what = _recipe_summary(v.recipe, names)
                 scored = s.scalar(select(m.Contribution).where(m.Contribution.status == m.RECEIVED))
             if vh not in cache:
                 cache[vh] = heldout_acc(world, folder=folder)
-                print(f"  loop: version {vh[:10]} held-out {cache[vh]:.4f} at eval {n}", flush=True)
+                print(
+                    f"  loop: version {vh[:10]} held-out {cache[vh]:.4f} at eval {n}: {what}",
+                    flush=True,
+                )
             for k in range(last + 1, n + 1):
                 scores[k] = cache[vh]
             last = max(last, n)
