@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from mergenet.merge_strategies import _fused
 from mergenet.merge_strategies._gta import _sum_rows
 from mergenet.merge_strategies._lincomb import lincomb
 from mergenet.merge_strategies._select import kth_largest_abs
@@ -66,3 +67,60 @@ def test_sampled_kth_largest_abs_is_exact(data):
     for k in [1, 2, 1000, n // 100, n // 2, n - 7, n]:
         ours, ref = kth_largest_abs(x, k), _partition_kth_largest(x, k)
         assert ours == ref or (np.isnan(ours) and np.isnan(ref)), (k, ours, ref)
+
+
+def _ties_reference(b, ds, kinds, shrink, masks, coef, w, normalize, lam):
+    """TIES' combination step as plain torch ops, in mergekit's order."""
+    rows = []
+    for d, kind, t, mk, c in zip(ds, kinds, shrink, masks, coef, strict=True):
+        if kind == _fused.ZERO:
+            x = torch.zeros_like(d)
+        elif kind == _fused.ALL:
+            x = d.clone()
+        elif kind == _fused.THRESHOLD:
+            x = torch.nn.functional.hardshrink(d, float(t))
+        else:
+            x = torch.from_numpy(mk).float() * d
+        rows.append(x * torch.tensor(c, dtype=torch.float32))
+    V = torch.stack(rows)
+    sign = torch.copysign(torch.ones(()), V.sum(0))
+    kept = V * sign > 0
+    mixed = torch.where(kept, V, 0.0).sum(0)
+    if normalize:
+        div = (torch.tensor(w, dtype=torch.float32)[:, None] * kept).sum(0)
+        mixed = mixed / torch.where(div == 0, 1.0, div)
+    return torch.add(b, mixed, alpha=lam)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 8])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_fused_ties_combine_is_the_torch_steps_bitwise(k, normalize):
+    """The compiled one-pass combination rounds exactly as the step-by-step torch version,
+    for every selection kind (dropped, kept, top-k threshold, random mask) and ragged ends."""
+    n = 3 * 1024 + 77
+    g = torch.Generator().manual_seed(k * 10 + normalize)
+    b = torch.randn(n, generator=g)
+    ds = [torch.randn(n, generator=g) * 10.0 ** float(j % 3 - 3) for j in range(k)]
+    kinds = [(_fused.ALL, _fused.THRESHOLD, _fused.MASK, _fused.ZERO)[j % 4] for j in range(k)]
+    shrink = [float(d.abs().median()) for d in ds]
+    masks = [(torch.rand(n, generator=g) < 0.4).to(torch.uint8).numpy() for _ in range(k)]
+    coef = [float(c) for c in torch.rand(k, generator=g) * 2 - 0.5]
+    w = [float(c) for c in torch.rand(k, generator=g) + 0.1]
+    lam = 0.7
+    out = np.full(n, np.nan, np.float32)
+    args = (
+        b.numpy(),
+        tuple(d.numpy() for d in ds),
+        tuple(masks),
+        np.array(kinds, np.int64),
+        np.array(shrink, np.float32),
+        np.array(coef, np.float32),
+        np.array(w, np.float32),
+        normalize,
+        np.float32(lam),
+        out,
+    )
+    _fused.ties_combine(*args, 0, 1500)  # two calls with a ragged split, as the chunks do
+    _fused.ties_combine(*args, 1500, n)
+    ref = _ties_reference(b, ds, kinds, shrink, masks, coef, w, normalize, lam)
+    assert torch.equal(torch.from_numpy(out), ref)

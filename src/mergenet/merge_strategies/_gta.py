@@ -6,10 +6,10 @@ it, elect a sign per coordinate by the sum of the weighted deltas (TIES "sum" co
 keep the deltas that agree, optionally divide by the summed weights of the kept deltas,
 scale by ``lambda`` and add to the base — without mergekit's k full-size temporaries per
 step. Global statistics (top-k thresholds, L1 norms, random masks) are computed once per
-delta, in parallel across deltas; the combination then runs over cache-sized chunks with
-arithmetic-only ops (``hardshrink`` for top-k masks, ``copysign`` for the elected sign,
-``clamp`` for agreement — torch's boolean ``where`` is ~25× slower per element here).
-The tests hold it to ≤1e-6 of mergekit on random models.
+delta, in parallel across deltas; the combination then runs over cache-sized chunks: for
+the sign-electing merges (TIES, DARE-TIES) in one compiled pass (``_fused``), for the linear
+ones with arithmetic-only torch ops. The tests hold both to ≤1e-6 of mergekit on random
+models.
 
 Two documented differences: entries tied in magnitude at the top-k threshold are all kept
 (mergekit's unstable argsort keeps an arbitrary subset of them), and DARE's keep
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mergenet.merge_strategies import _parallel
+from mergenet.merge_strategies import _fused, _parallel
 from mergenet.merge_strategies._alloc import empty_f32
 from mergenet.merge_strategies._lincomb import lincomb
 from mergenet.merge_strategies._select import (
@@ -57,17 +57,6 @@ def _scratch(name: str, n: int) -> torch.Tensor:
     t = bufs.get(name)
     if t is None or t.numel() < n:
         t = bufs[name] = torch.empty(max(n, CHUNK), dtype=torch.float32)
-    return t[:n]
-
-
-def _const(name: str, value: float, n: int) -> torch.Tensor:
-    """A per-thread buffer filled with ``value`` once (ones, +inf)."""
-    consts = getattr(_local, "consts", None)
-    if consts is None:
-        consts = _local.consts = {}
-    t = consts.get(name)
-    if t is None or t.numel() < n:
-        t = consts[name] = torch.full((max(n, CHUNK),), value, dtype=torch.float32)
     return t[:n]
 
 
@@ -189,6 +178,30 @@ def _stack(name: str, k: int, m: int) -> torch.Tensor:
     return _scratch(name, k * CHUNK)[: k * m].view(k, m)
 
 
+_NO_MASK = np.zeros(1, np.uint8)
+_KIND = {"zero": _fused.ZERO, "all": _fused.ALL, "thr": _fused.THRESHOLD, "mask": _fused.MASK}
+
+
+def _fused_inputs(
+    b: torch.Tensor,
+    ds: Sequence[torch.Tensor],
+    sels: Sequence[_Sel],
+    coef: Sequence[float],
+    w: Sequence[float],
+) -> tuple:
+    """The numpy views and per-delta arrays ``_fused.ties_combine`` takes (no copies)."""
+    masks = tuple(s.mask.numpy() if s.mask is not None else _NO_MASK for s in sels)
+    return (
+        b.numpy(),
+        tuple(d.numpy() for d in ds),
+        masks,
+        np.array([_KIND[s.kind] for s in sels], np.int64),
+        np.array([s.shrink for s in sels], np.float32),
+        np.array(coef, np.float32),
+        np.array(w, np.float32),
+    )
+
+
 def gta_kernel(
     base: torch.Tensor,
     deltas: Sequence[torch.Tensor],
@@ -254,32 +267,11 @@ def gta_kernel(
         return out.reshape(shape)
 
     out = empty_f32(n)
-    wrow = torch.tensor(w, dtype=torch.float32)[None, :]
-    col = torch.tensor([[coef[j]] for j in range(k)], dtype=torch.float32)
+    inputs = _fused_inputs(b, ds, sels, coef, w)
+    out_np, lam32 = out.numpy(), np.float32(lam)  # torch.add casts alpha to float32 too
 
     def ties_chunk(s: int, e: int) -> None:
-        m = e - s
-        V = _stack("V", k, m)
-        _fill_rows(V, ds, sels, s, e)
-        V.mul_(col)
-        # mergekit: sign_weight = deltas.sum(dim=0); the same reduction, the same rounding.
-        # (A total of -0, where every v is ±0, elects −1 where mergekit elects +1; harmless:
-        # all v are zeros then, so the merged delta is 0 either way.)
-        total = _sum_rows(V, _scratch("total", m))
-        # ±inf by the elected sign; clamping each v to [min(0, ±inf), max(0, ±inf)] keeps it
-        # where it agrees with the sign and zeroes it elsewhere, in one pass over the stack.
-        sinf = torch.copysign(_const("inf", float("inf"), m), total, out=_scratch("sinf", m))
-        lo = torch.clamp(sinf, max=0.0, out=_scratch("lo", m))
-        hi = torch.clamp(sinf, min=0.0, out=_scratch("hi", m))
-        V.clamp_(lo, hi)
-        mixed = _sum_rows(V, _scratch("mixed", m))
-        if normalize:
-            ind = torch.sign(V, out=_stack("ind", k, m))  # ±1 (the elected sign) where kept
-            div = torch.matmul(wrow, ind, out=_scratch("div", m).view(1, m)).view(m)
-            div.mul_(torch.copysign(_const("one", 1.0, m), total, out=_scratch("sgn", m)))
-            div.add_(torch.eq(div, 0.0, out=_scratch("total", m)))  # empty divisor -> 1
-            mixed.div_(div)
-        torch.add(b[s:e], mixed, alpha=lam, out=out[s:e])
+        _fused.ties_combine(*inputs, bool(normalize), lam32, out_np, s, e)
 
     _parallel.for_chunks(n, ties_chunk, CHUNK)
     return out.reshape(shape)
