@@ -30,26 +30,35 @@ _BLOCK = 1024
 """Elements per block: k+3 float32 rows of it stay in L1 for the k ≤ 8 the loop uses."""
 
 
+@numba.njit(nogil=True, cache=True, boundscheck=False, inline="always")
+def _put(row, t, i, v, first):  # pragma: no cover - compiled
+    row[i] = v
+    t[i] = v if first else t[i] + v
+
+
 @numba.njit(nogil=True, cache=True, boundscheck=False)
-def _fill(row, d, mk, kind, t, c):  # pragma: no cover - compiled
-    """``row`` ← sparsify(``d``)·c, rounded as ``hardshrink(δ)·c`` / ``(mask·δ)·c`` (a dropped
-    entry is +0 here where mask·δ gave ±0: it only decides the sign of an all-zero total,
-    where every kept value is zero anyway)."""
+def _fill(row, t, first, d, mk, kind, th, c):  # pragma: no cover - compiled
+    """``row`` ← sparsify(``d``)·c, rounded as ``hardshrink(δ)·c`` / ``(mask·δ)·c``, and the
+    running total ``t`` ← ``row`` (first delta) or ``t + row`` (the left-to-right dim-0 sum).
+
+    A dropped entry is +0 here where mask·δ gave ±0, and the first delta starts the total
+    without torch's ``+ 0``: both only decide the sign of an all-zero total, where no value is
+    kept either way."""
     zero = np.float32(0.0)
     m = d.shape[0]
     if kind == ZERO:
         for i in range(m):
-            row[i] = zero * c
+            _put(row, t, i, zero * c, first)
     elif kind == ALL:
         for i in range(m):
-            row[i] = d[i] * c
+            _put(row, t, i, d[i] * c, first)
     elif kind == THRESHOLD:
         for i in range(m):
             x = d[i]
-            row[i] = (x if (x > t or x < -t) else zero) * c
+            _put(row, t, i, (x if (x > th or x < -th) else zero) * c, first)
     else:
         for i in range(m):
-            row[i] = (d[i] if mk[i] != 0 else zero) * c
+            _put(row, t, i, (d[i] if mk[i] != 0 else zero) * c, first)
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)
@@ -74,37 +83,32 @@ def ties_combine(
     for s in range(start, end, _BLOCK):
         e = min(s + _BLOCK, end)
         m = e - s
+        t = total[:m]
         for j in range(k):
             mk = masks[j]
             _fill(
                 V[j],
+                t,
+                j == 0,
                 deltas[j][s:e],
                 mk[s:e] if kinds[j] == MASK else mk,
                 kinds[j],
                 shrink[j],
                 coef[j],
             )
-        t = total[:m]
-        if k == 1:
-            for i in range(m):
-                t[i] = V[0, i] + zero
-        else:
-            v0 = V[0]
-            v1 = V[1]
-            for i in range(m):
-                t[i] = v0[i] + v1[i]
-            for j in range(2, k):
-                vj = V[j]
-                for i in range(m):
-                    t[i] += vj[i]
         sg = sign[:m]
         mx = mixed[:m]
         dv = div[:m]
+        w = weights[0]
+        v0 = V[0]
         for i in range(m):
-            sg[i] = np.float32(math.copysign(1.0, t[i]))
-            mx[i] = zero
-            dv[i] = zero
-        for j in range(k):
+            g = np.float32(math.copysign(1.0, t[i]))
+            sg[i] = g
+            x = v0[i]
+            kept = x * g > zero
+            mx[i] = x if kept else zero
+            dv[i] = w if kept else zero
+        for j in range(1, k):
             w = weights[j]
             vj = V[j]
             for i in range(m):
