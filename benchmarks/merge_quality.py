@@ -11,6 +11,10 @@ and perplexity. Usage::
     python benchmarks/merge_quality.py                      # build/reuse the default world
     python benchmarks/merge_quality.py --world DIR          # an existing (even partial) world
     python benchmarks/merge_quality.py --strategies ties consensus task_arithmetic
+    python benchmarks/merge_quality.py --no-reference --strategies task_arithmetic \
+        --contributors alice --weight 0.6                  # one contributor, scaled down
+    python benchmarks/merge_quality.py --no-reference --strategies ties --weight 0.3 \
+        --param density=0.2 --param normalize=false        # parameters away from defaults
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ def main() -> None:
     ap.add_argument("--split", default="heldout")
     ap.add_argument("--world", type=Path, help="use this world folder as it is (no build)")
     ap.add_argument("--no-reference", action="store_true", help="skip base/singles/monolith")
+    ap.add_argument("--contributors", nargs="*", help="merge only these (default: all)")
+    ap.add_argument("--weight", type=float, default=1.0, help="every delta's weight")
+    ap.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a strategy param"
+    )
     args = ap.parse_args()
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -45,8 +54,13 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(world.tokenizer_dir)
     items = world.items(args.split)
     names = [n for n in world.contributor_names if world.delta_path(n).exists()]
-    deltas = [world.delta_path(n) for n in names]
+    unknown = sorted(set(args.contributors or []) - set(names))
+    if unknown:
+        ap.error(f"no such contributor in the world: {', '.join(unknown)} (have {names})")
+    merged_names = args.contributors or names
+    deltas = [world.delta_path(n) for n in merged_names]
     k = len(deltas)
+    params = dict(_param(p, ap) for p in args.param)
 
     def score(path: Path) -> dict[str, float]:
         m = AutoModelForCausalLM.from_pretrained(path, dtype="float32").eval()
@@ -59,7 +73,9 @@ def main() -> None:
         singles = {n: score(world.contributor_dir(n)) for n in names}
         best = max(singles, key=lambda n: singles[n]["acc_choice"])
         rows[f"best single ({best})"] = singles[best]
-        rows["mean single"] = {m: sum(s[m] for s in singles.values()) / k for m in METRICS}
+        rows["mean single"] = {
+            m: sum(s[m] for s in singles.values()) / len(singles) for m in METRICS
+        }
         if (world.monolith_dir / "config.json").exists():
             rows["monolith"] = score(world.monolith_dir)
         print({n: round(s["acc_choice"], 4) for n, s in singles.items()}, flush=True)
@@ -73,7 +89,7 @@ def main() -> None:
     ]
     for name in chosen:
         t0 = time.perf_counter()
-        merged = engine.merge_state_dict(name, base, deltas, [1.0] * k, seed=0)
+        merged = engine.merge_state_dict(name, base, deltas, [args.weight] * k, params, seed=0)
         seconds = time.perf_counter() - t0
         model.load_state_dict(merged, strict=False)
         result = evaluate_items(model, tokenizer, items)
@@ -81,12 +97,26 @@ def main() -> None:
         print(name, {m: round(v, 4) for m, v in rows[name].items()}, flush=True)
 
     cols = [*METRICS, "merge s"]
-    print(f"\n{args.split} macro metrics; {k} contributors merged at default parameters")
+    how = f"weight {args.weight}, params {params or 'defaults'}"
+    print(f"\n{args.split} macro metrics; {', '.join(merged_names)} merged at {how}")
     print("| model | " + " | ".join(cols) + " |")
     print("|---|" + "---|" * len(cols))
     for label, r in rows.items():
         cells = [f"{r[c]:.4f}" if c in r else "" for c in cols]
         print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def _param(text: str, ap: argparse.ArgumentParser) -> tuple[str, object]:
+    """``name=value`` with the value read as JSON when it parses (numbers, true/false)."""
+    import json
+
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        ap.error(f"--param takes NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
 
 
 if __name__ == "__main__":
