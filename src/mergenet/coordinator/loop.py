@@ -553,7 +553,7 @@ class EvolutionLoop:
             s.flush()
             if self.hooks is not None:
                 self.hooks.version_accepted(s, v)
-        log.info("accepted version %s (ΔS %.4f)", version_hash[:12], scored.gain)
+        log.info("accepted version %s (gain G %.4f)", version_hash[:12], scored.gain)
         if self.on_accept is not None:
             self.on_accept(v)
 
