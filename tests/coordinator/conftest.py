@@ -30,6 +30,7 @@ def _tiny_spec():  # type: ignore[no-untyped-def]
         contributor_steps=8,
         train_rows_per_task=300,
         eval_rows_per_task=16,
+        heldout_rows_per_task=16,
         batch_size=8,
         seq_len=128,
     )

@@ -1,12 +1,12 @@
 """The whole network through HTTP on the real world: 8 contributors sign and submit their
 deltas to a running ``mergenet coordinator up``, the loop merges them, and the accepted core
-version beats the base on the held-out macro score (rows the loop never sees).
+version beats the best single contributor on the held-out macro score (rows the loop never
+sees), as well as the base.
 
-On the world with gentle contributors (format 3) the best single contributor (heidi, 0.744) is
-itself above the base (0.730). With the loop's gain G = ΔS + γ·ΔA, runs have ended at 0.7375,
-0.750 (the demo) and 0.7531 (the benchmark): above the best single in most runs but by less
-than the held-out set's own noise (640 rows, one standard error ≈ 0.017), so that stronger
-criterion is printed, not asserted (see the README)."""
+The world's held-out set has 1,280 rows (one standard error ≈ 0.012 on a macro accuracy near
+0.75, and smaller on a paired difference of two models scored on the same rows). On it the
+contributors' own models sit level with the base (each gains its task and forgets a little of
+the others), while scaled and merged deltas keep the gain: that is the margin asserted here."""
 
 from __future__ import annotations
 
@@ -80,7 +80,9 @@ def test_contributors_submit_and_the_loop_beats_the_best_single(
             assert max(h.values()) - min(h.values()) > 0.02, f"H(s) did not move: {h}"
             assert len(strategies["history"]) > BUDGET // 2
 
-            recipe = http.get(f"/api/versions/{current['hash']}/recipe").json()
+            names = dict(zip(shas, cworld.contributor_names, strict=True))
+            lineage = [http.get(f"/api/versions/{v['hash']}/recipe").json() for v in versions[1:]]
+            recipe = lineage[-1]
             assert recipe["parent"] == current["parent_hash"]
             yaml_text = http.get(f"/api/versions/{current['hash']}/recipe.yaml").text
             assert "merge_method:" in yaml_text
@@ -107,6 +109,13 @@ def test_contributors_submit_and_the_loop_beats_the_best_single(
             f"base {reference['base'].macro('acc_choice'):.4f}; {len(versions) - 1} accepted, "
             f"{elapsed:.0f}s for {BUDGET} evaluations"
         )
+        for r in lineage:
+            weights = ", ".join(
+                f"{names.get(c['sha256'], c['sha256'][:8])} {c['weight']:.2f}"
+                for c in r["contributions"]
+            )
+            print(f"  accepted {r['strategy']}: {weights}")
         assert merged > reference["base"].macro("acc_choice")
+        assert merged > best_single, f"merged {merged:.4f} ≤ best single {best_single:.4f}"
     finally:
         server.stop()

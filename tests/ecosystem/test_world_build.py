@@ -27,6 +27,7 @@ TINY = WorldSpec(
     ),
     train_rows_per_task=200,
     eval_rows_per_task=8,
+    heldout_rows_per_task=6,
     seq_len=128,
     batch_size=2,
     base_steps=3,
@@ -102,6 +103,7 @@ def test_world_layout(tiny_world) -> None:
         assert set(base.keys()) == set(delta.keys())
     heldout = tiny_world.items("heldout")
     assert {it.subject for it in heldout} == {"add_small", "upper", "bits"}
-    assert len(heldout) == 3 * TINY.eval_rows_per_task
+    assert len(heldout) == 3 * TINY.heldout_rows_per_task
+    assert len(tiny_world.items("dev")) == 3 * TINY.eval_rows_per_task
     assert tiny_world.dharma_path("heldout").read_text().count("\n") == len(heldout)
     assert tiny_world.contributor_data("ben").exists()

@@ -102,13 +102,12 @@ def _train_items(spec: WorldSpec, task: str) -> list[Item]:
 
 
 def _build_data(spec: WorldSpec, out: Path) -> None:
-    for split in ("dev", "heldout"):
+    sizes = {"dev": spec.eval_rows_per_task, "heldout": spec.heldout_rows_per_task}
+    for split, n in sizes.items():
         items = [
             it
             for task in spec.tasks
-            for it in draw_items(
-                TASKS[task], n=spec.eval_rows_per_task, seed=spec.seed, split=split
-            )
+            for it in draw_items(TASKS[task], n=n, seed=spec.seed, split=split)
         ]
         _write_jsonl(out / f"{split}.jsonl", [it.dharma_row() for it in items])
         _write_jsonl(
