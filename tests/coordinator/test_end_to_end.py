@@ -23,7 +23,7 @@ from .server import CoordinatorProcess
 
 pytestmark = [pytest.mark.world, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-BUDGET = 60
+BUDGET = 80
 """Loop evaluations (selection + confirmation); ~1–2 s each on the world."""
 
 
