@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from mergenet.coordinator import models as m
-from mergenet.coordinator.loop import CONFIRMATION, current_version
+from mergenet.coordinator.state import CONFIRMATION, current_version
 
 DHARMA_METRIC = "acc_choice"
 """The headline accuracy: each choice's log-likelihood (lm-eval's method). The letter accuracy

@@ -66,15 +66,21 @@ from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.coordinator.db import transaction
 from mergenet.coordinator.evaluation import EvalOutcome, EvalTask, EvaluationPool, SampleSpec
+from mergenet.coordinator.state import (
+    CONFIRMATION,
+    CONTRIBUTION,
+    EVOLUTION_KINDS,
+    SELECTION,
+    current_version,
+    current_weights,
+    evolution_evaluations,
+)
 from mergenet.evaluator.results import EvalResult
 from mergenet.evaluator.score import ScoreParams, compute_score, no_change_score
 from mergenet.merge_strategies import registry
 from mergenet.merge_strategies.recipe import Recipe
 
 log = logging.getLogger("mergenet.coordinator.loop")
-
-EVOLUTION_KINDS = ("single", "multi", "crossover", "mutation")
-SELECTION, CONFIRMATION, CONTRIBUTION = "selection", "confirmation", "contribution"
 
 
 def default_strategies() -> tuple[str, ...]:
@@ -158,18 +164,6 @@ def best_task_gain(parent: EvalResult, candidate: EvalResult) -> float:
 # --------------------------------------------------------------------------- state helpers
 
 
-def current_version(session: Session) -> m.Version | None:
-    return session.scalar(select(m.Version).order_by(m.Version.id.desc()).limit(1))
-
-
-def current_weights(session: Session) -> dict[str, float]:
-    step = session.scalar(select(func.max(m.StrategyWeight.step)))
-    if step is None:
-        return {}
-    rows = session.scalars(select(m.StrategyWeight).where(m.StrategyWeight.step == step))
-    return {r.strategy: r.weight for r in rows}
-
-
 def _write_weights(session: Session, weights: dict[str, float], cause: int | None = None) -> int:
     step = (session.scalar(select(func.max(m.StrategyWeight.step))) or 0) + 1
     session.add_all(
@@ -187,17 +181,6 @@ def _counter(session: Session, key: str) -> int:
         session.add(row)
     row.value = str(int(row.value) + 1)
     return int(row.value)
-
-
-def evolution_evaluations(session: Session) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(m.Evaluation)
-            .where(m.Evaluation.purpose.in_((SELECTION, CONFIRMATION)))
-        )
-        or 0
-    )
 
 
 # --------------------------------------------------------------------------- the loop

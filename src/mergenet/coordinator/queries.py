@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mergenet.coordinator import models as m
-from mergenet.coordinator.loop import CONFIRMATION, SELECTION, current_version, current_weights
+from mergenet.coordinator.state import CONFIRMATION, SELECTION, current_version, current_weights
 
 
 class NotFound(LookupError):
