@@ -16,6 +16,7 @@ from mergenet.deltas.validate import (
     delta_cosine,
     validate_delta_file,
 )
+from mergenet.errors import TooLarge
 
 
 def _model(seed=0):
@@ -76,11 +77,11 @@ def test_rejections_say_what_to_fix(tmp_path, mutate, message):
 def test_size_caps(tmp_path):
     base = _model()
     p = _write(tmp_path, {n: torch.zeros_like(t) for n, t in base.items()})
-    with pytest.raises(DeltaValidationError, match="cap"):
+    with pytest.raises(TooLarge, match="cap"):
         validate_delta_file(p, base, ValidationLimits(max_file_bytes=10))
-    with pytest.raises(DeltaValidationError, match="header"):
+    with pytest.raises(TooLarge, match="header"):
         validate_delta_file(p, base, ValidationLimits(max_header_bytes=10))
-    with pytest.raises(DeltaValidationError, match="tensors, over"):
+    with pytest.raises(TooLarge, match="tensors, over"):
         validate_delta_file(p, base, ValidationLimits(max_tensors=2))
 
 

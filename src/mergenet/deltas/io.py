@@ -17,7 +17,9 @@ from typing import Any, BinaryIO
 
 import torch
 
-from mergenet.deltas.errors import DeltaValidationError
+from mergenet.deltas.errors import DeltaTooLarge, DeltaValidationError
+from mergenet.deltas.header_schema import check_layout, parse_entries, parse_metadata
+from mergenet.deltas.safe_json import loads_untrusted
 
 DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,
@@ -70,66 +72,35 @@ class Header:
 def read_header(path: str | Path, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> Header:
     """Parse and check a safetensors header without reading tensor data.
 
-    Raises ``DeltaValidationError`` for anything that is not a well-formed safetensors file:
-    oversize or truncated header, bad JSON, unknown dtype, offsets that do not tile the data
-    section or run past the end of the file.
+    Raises ``DeltaTooLarge`` for a header over ``max_header_bytes`` and
+    ``DeltaValidationError`` for anything that is not a well-formed safetensors file: truncated
+    header, nesting over the cap (checked by a byte scan before the JSON parse), bad JSON,
+    duplicate keys, and every breach of :mod:`mergenet.deltas.header_schema`.
     """
     p = Path(path)
+    what = f"{p.name}: safetensors header"
     size = p.stat().st_size
     with p.open("rb") as fh:
         raw = fh.read(8)
         if len(raw) < 8:
             raise DeltaValidationError(f"{p.name}: not a safetensors file (shorter than 8 bytes)")
         (hlen,) = struct.unpack("<Q", raw)
+        if 8 + hlen > size:
+            raise DeltaValidationError(f"{p.name}: truncated or not a safetensors file (header runs past the end)")
         if hlen > max_header_bytes:
-            raise DeltaValidationError(
+            raise DeltaTooLarge(
                 f"{p.name}: safetensors header is {hlen} bytes, "
                 f"over the {max_header_bytes}-byte cap"
             )
-        if 8 + hlen > size:
-            raise DeltaValidationError(f"{p.name}: truncated file (header runs past the end)")
-        try:
-            header = json.loads(fh.read(hlen))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DeltaValidationError(f"{p.name}: header is not valid JSON ({exc})") from None
+        header = loads_untrusted(fh.read(hlen), what)
     if not isinstance(header, dict):
-        raise DeltaValidationError(f"{p.name}: header must be a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
-    specs: dict[str, TensorSpec] = {}
-    offsets: dict[str, tuple[int, int]] = {}
-    for name, info in header.items():
-        try:
-            dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            raise DeltaValidationError(f"{p.name}: malformed header entry for {name!r}") from None
-        if dtype not in DTYPES:
-            raise DeltaValidationError(
-                f"{p.name}: tensor {name!r} has unsupported dtype {dtype!r}; "
-                f"use one of {sorted(DTYPES)}"
-            )
-        if not all(isinstance(s, int) and s >= 0 for s in shape):
-            raise DeltaValidationError(f"{p.name}: tensor {name!r} has an invalid shape {shape}")
-        spec = TensorSpec(dtype, tuple(shape))
-        if end - start != spec.nbytes:
-            raise DeltaValidationError(
-                f"{p.name}: tensor {name!r} occupies {end - start} bytes "
-                f"but {dtype}{list(shape)} needs {spec.nbytes}"
-            )
-        specs[name], offsets[name] = spec, (start, end)
-    data_len = size - 8 - hlen
-    spans = sorted(offsets.values())
-    pos = 0
-    for start, end in spans:
-        if start != pos:
-            raise DeltaValidationError(
-                f"{p.name}: tensor data has gaps or overlaps at byte {start}"
-            )
-        pos = end
-    if pos != data_len:
-        raise DeltaValidationError(
-            f"{p.name}: header describes {pos} data bytes but the file holds {data_len}"
-        )
-    return Header(specs, offsets, {str(k): str(v) for k, v in metadata.items()}, 8 + hlen)
+        raise DeltaValidationError(f"{what} must be a JSON object")
+    metadata = parse_metadata(header.pop("__metadata__", None), p.name)
+    entries = parse_entries(header, p.name)
+    check_layout(entries, size - 8 - hlen, p.name)
+    specs = {n: TensorSpec(e.dtype, tuple(e.shape)) for n, e in entries.items()}
+    offsets = {n: e.data_offsets for n, e in entries.items()}
+    return Header(specs, offsets, metadata, 8 + hlen)
 
 
 class TensorFile:

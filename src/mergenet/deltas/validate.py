@@ -1,10 +1,12 @@
 """Validate an uploaded delta against its parent model before anything is stored.
 
 Checks, cheapest first: file size cap; safetensors header parsed on its own with a header
-cap (never pickle); tensor count cap; every name, shape and dtype equal to the parent's;
-then, streaming one tensor at a time, finite values and the relative norm
-``‖δ‖₂ / ‖θ_parent‖₂`` under a cap. Every failure raises ``DeltaValidationError`` with a
-message that says what to fix; the coordinator turns it into an HTTP 4xx.
+cap, bounded nesting and a strict schema (never pickle); tensor count cap; every name,
+shape and dtype equal to the parent's; then, streaming one tensor at a time, finite values
+and the relative norm
+``‖δ‖₂ / ‖θ_parent‖₂`` under a cap. Every failure raises ``DeltaValidationError`` (a size
+cap: ``DeltaTooLarge``) with a message that says what to fix; the API turns it into a 4xx.
+For uploads, run these through :mod:`mergenet.deltas.sandbox` (a resource-limited process).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from mergenet.deltas.errors import DeltaValidationError
+from mergenet.deltas.errors import DeltaTooLarge, DeltaValidationError
 from mergenet.deltas.hashing import sha256_file
 from mergenet.deltas.io import TensorSpec, read_header
 from mergenet.deltas.models import ModelSource
@@ -66,14 +68,13 @@ def validate_delta_file(
     p = Path(path)
     size = p.stat().st_size
     if size > limits.max_file_bytes:
-        raise DeltaValidationError(
+        raise DeltaTooLarge(
             f"delta file is {size} bytes, over the {limits.max_file_bytes}-byte cap; "
-            "upload a smaller delta "
-            "(or a LoRA adapter)"
+            "upload a smaller delta (or a LoRA adapter)"
         )
     header = read_header(p, limits.max_header_bytes)
     if len(header.specs) > limits.max_tensors:
-        raise DeltaValidationError(
+        raise DeltaTooLarge(
             f"delta has {len(header.specs)} tensors, over the cap of {limits.max_tensors}"
         )
     expected = _parent_specs(parent)
@@ -164,9 +165,10 @@ def validate_lora_adapter(
     folder = Path(folder)
     weights = folder / "adapter_model.safetensors"
     if weights.exists() and weights.stat().st_size > limits.max_file_bytes:
-        raise DeltaValidationError(f"adapter is over the {limits.max_file_bytes}-byte cap")
+        raise DeltaTooLarge(f"adapter is over the {limits.max_file_bytes}-byte cap")
     base = parent if isinstance(parent, ModelSource) else None
     source = LoraDelta(folder, base=base)
+    source.check_against(_parent_specs(parent))
     report = check_values(source, parent, limits)
     report.sha256 = sha256_file(weights)
     return report
