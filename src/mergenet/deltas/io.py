@@ -69,7 +69,11 @@ class Header:
     data_start: int
 
 
-def read_header(path: str | Path, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> Header:
+def read_header(
+    path: str | Path,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    max_tensors: int | None = None,
+) -> Header:
     """Parse and check a safetensors header without reading tensor data.
 
     Raises ``DeltaTooLarge`` for a header over ``max_header_bytes`` and
@@ -86,7 +90,9 @@ def read_header(path: str | Path, max_header_bytes: int = DEFAULT_MAX_HEADER_BYT
             raise DeltaValidationError(f"{p.name}: not a safetensors file (shorter than 8 bytes)")
         (hlen,) = struct.unpack("<Q", raw)
         if 8 + hlen > size:
-            raise DeltaValidationError(f"{p.name}: truncated or not a safetensors file (header runs past the end)")
+            raise DeltaValidationError(
+                f"{p.name}: truncated or not a safetensors file (header runs past the end)"
+            )
         if hlen > max_header_bytes:
             raise DeltaTooLarge(
                 f"{p.name}: safetensors header is {hlen} bytes, "
@@ -96,6 +102,8 @@ def read_header(path: str | Path, max_header_bytes: int = DEFAULT_MAX_HEADER_BYT
     if not isinstance(header, dict):
         raise DeltaValidationError(f"{what} must be a JSON object")
     metadata = parse_metadata(header.pop("__metadata__", None), p.name)
+    if max_tensors is not None and len(header) > max_tensors:
+        raise DeltaTooLarge(f"{p.name} has {len(header)} tensors, over the cap of {max_tensors}")
     entries = parse_entries(header, p.name)
     check_layout(entries, size - 8 - hlen, p.name)
     specs = {n: TensorSpec(e.dtype, tuple(e.shape)) for n, e in entries.items()}

@@ -72,11 +72,7 @@ def validate_delta_file(
             f"delta file is {size} bytes, over the {limits.max_file_bytes}-byte cap; "
             "upload a smaller delta (or a LoRA adapter)"
         )
-    header = read_header(p, limits.max_header_bytes)
-    if len(header.specs) > limits.max_tensors:
-        raise DeltaTooLarge(
-            f"delta has {len(header.specs)} tensors, over the cap of {limits.max_tensors}"
-        )
+    header = read_header(p, limits.max_header_bytes, limits.max_tensors)
     expected = _parent_specs(parent)
     missing = sorted(set(expected) - set(header.specs))
     extra = sorted(set(header.specs) - set(expected))
