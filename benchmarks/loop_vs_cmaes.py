@@ -54,9 +54,9 @@ def run_loop(world: Any, data: Path, budget: int, workers: int, seed: int) -> di
     from mergenet.coordinator.loop import current_version, evolution_evaluations
     from mergenet.coordinator.runtime import Coordinator
     from mergenet.coordinator.settings import CoordinatorSettings
-    from mergenet.coordinator.signing import sign_submission
     from mergenet.coordinator.submissions import Upload
     from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.signing import sign_submission
 
     settings = Settings(data_dir=data)
     cs = CoordinatorSettings(
@@ -110,14 +110,15 @@ def run_loop(world: Any, data: Path, budget: int, workers: int, seed: int) -> di
 def run_cmaes(
     world: Any, data: Path, budget: int, workers: int, seed: int, strategy: str
 ) -> dict[int, float]:
+    from cmaes_search import cmaes_search  # beside this file
     from mergenet.coordinator.artifacts import ArtifactStore
-    from mergenet.coordinator.cmaes import cmaes_search
-    from mergenet.coordinator.db import make_engine, make_session_factory
-    from mergenet.coordinator.evaluation import ProcessEvaluationPool, SampleSpec, WorkerEnv
     from mergenet.coordinator.migrate import upgrade
     from mergenet.coordinator.runtime import ensure_base_version
+    from mergenet.db import make_engine, make_session_factory
     from mergenet.deltas.hashing import sha256_file
     from mergenet.merge_strategies.recipe import build
+    from mergenet.protocol.evaluation import SampleSpec, WorkerEnv
+    from mergenet.workers.local_pool import ProcessEvaluationPool
 
     data.mkdir(parents=True, exist_ok=True)
     engine = make_engine(f"sqlite:///{data / 'cma.db'}")

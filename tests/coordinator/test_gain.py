@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mergenet.coordinator.evaluation import EvalOutcome
-from mergenet.coordinator.loop import score_outcome
-from mergenet.evaluator.results import EvalResult, TaskResult
+from mergenet.coordinator.acceptance import score_outcome
 from mergenet.evaluator.score import ScoreParams, compute_score, no_change_score
+from mergenet.protocol.evaluation import EvalOutcome
+from mergenet.protocol.results import EvalResult, TaskResult
 
 
 def _result(losses: dict[str, float], accs: dict[str, float]) -> EvalResult:

@@ -65,7 +65,7 @@ def up_command(
     if workers is not None:
         updates["workers"] = workers
     if max_evaluations is not None:
-        updates["max_evaluations"] = max_evaluations
+        updates["loop"] = cs.loop.model_copy(update={"max_evaluations": max_evaluations})
     if chain:
         updates["chain"] = True
     if epoch_seconds is not None:
@@ -74,8 +74,8 @@ def up_command(
     bind_host, bind_port = host or settings.host, port or settings.port
     factory = None
     if pool is PoolKind.celery:
-        from mergenet.distributed.celery_pool import celery_pool_factory
-        from mergenet.distributed.worker import WorkerStartError, check_redis
+        from mergenet.workers.celery_pool import celery_pool_factory
+        from mergenet.workers.run import WorkerStartError, check_redis
 
         try:
             check_redis(settings.redis_url)

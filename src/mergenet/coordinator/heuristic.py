@@ -2,7 +2,7 @@
 
 After a candidate built with strategy s is scored, H(s) ← H(s)·exp(β·G) where G is its gain
 over the no-change model on the same rows (ΔS = S − S_0 plus γ times the accuracy change, see
-:mod:`mergenet.coordinator.loop`; positive: the strategy helped), then H is renormalised.
+:mod:`mergenet.coordinator.acceptance`; positive: the strategy helped), then H is renormalised.
 Every weight is kept at or above ``floor`` (a fraction of the total mass), so a
 strategy that was unlucky early keeps being sampled now and then and can recover.
 """

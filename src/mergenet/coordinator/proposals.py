@@ -9,7 +9,8 @@
                from a stored seed (so the candidate stays an O(1) recipe), plus a small step in
                its params and weights.
 
-Weights are drawn log-uniformly below 1 by default: contributors forget what they did not
+Their ranges are :class:`mergenet.coordinator.settings.ProposalSettings`. Weights are drawn
+log-uniformly below 1 by default: contributors forget what they did not
 train on, so a merge works best when each delta is scaled down (measured on the world).
 """
 
@@ -17,37 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from mergenet.coordinator.settings import ProposalSettings as ProposalConfig
 from mergenet.merge_strategies import registry
 from mergenet.merge_strategies.recipe import Contribution, NoiseSpec, Recipe
-
-
-@dataclass(frozen=True)
-class ProposalConfig:
-    weight_low: float = 0.1
-    weight_high: float = 1.0
-    """Range of a single contribution's weight (log-uniform). A contributor's own-task gain
-    shows from weight ~0.5 on the world (alice's delta at 0.6: plus_ten 0.37 → 0.90, held-out
-    macro +0.04 on 2,048 rows, where her own model, weight 1, is level with the base), so the
-    range reaches 1 instead of stopping at 0.6 as it did (where 13% of singles drew above 0.4;
-    now 40% do)."""
-    multi_low: float = 0.01
-    multi_high: float = 0.3
-    """Range of a multi candidate's weight scale: k deltas add up, so each gets less."""
-    max_weight: float = 1.5
-    weight_jitter: float = 0.3
-    """Per-contribution log-normal spread around a multi candidate's scale."""
-    p_all: float = 0.5
-    """Probability that a multi candidate uses every pool contribution."""
-    crossover_eps: float = 0.05
-    mutation_sigma: float = 1e-3
-    """σ of θ_best + N(0, σ), in weight units (the world's weights are O(0.05))."""
-    param_sigma: float = 0.1
-    drop_below: float = 0.01
-    """A crossover weight under this drops the contribution from the merge."""
 
 
 def _loguniform(rng: np.random.Generator, low: float, high: float) -> float:

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from mergenet.config import Settings
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
-from mergenet.coordinator.db import make_engine, make_session_factory, transaction
-from mergenet.coordinator.evaluation import EvaluationPool, ProcessEvaluationPool, WorkerEnv
-from mergenet.coordinator.loop import EvolutionLoop, LoopConfig
+from mergenet.coordinator.loop import EvolutionLoop
 from mergenet.coordinator.migrate import upgrade
 from mergenet.coordinator.serving import RowSets
-from mergenet.coordinator.settings import CoordinatorSettings
+from mergenet.coordinator.settings import CoordinatorSettings, LoopSettings
 from mergenet.coordinator.submissions import SubmissionLimits, SubmissionService
+from mergenet.db import make_engine, make_session_factory, transaction
+from mergenet.protocol.evaluation import EvaluationPool, WorkerEnv
+from mergenet.workers.local_pool import ProcessEvaluationPool
 
 log = logging.getLogger("mergenet.coordinator")
 
@@ -84,18 +85,6 @@ def ensure_base_version(
     return v
 
 
-def loop_config(cs: CoordinatorSettings) -> LoopConfig:
-    return LoopConfig(
-        sample_n=cs.sample_n,
-        margin=cs.margin,
-        accuracy_weight=cs.accuracy_weight,
-        beta=cs.beta,
-        floor=cs.floor,
-        seed=cs.seed,
-        max_evaluations=cs.max_evaluations,
-    )
-
-
 class Coordinator:
     """Owns every long-lived part; ``open()`` then ``start_loop()``, ``close()`` at the end."""
 
@@ -107,7 +96,7 @@ class Coordinator:
         pool: EvaluationPool | None = None,
         pool_factory: Callable[[Coordinator], EvaluationPool] | None = None,
         limits: SubmissionLimits | None = None,
-        config: LoopConfig | None = None,
+        config: LoopSettings | None = None,
     ):
         """``pool`` is a ready pool; ``pool_factory`` builds one once the inputs are known
         (the Celery pool needs :meth:`worker_env`); neither: the in-process pool."""
@@ -141,7 +130,7 @@ class Coordinator:
         if self.cs.chain:
             from mergenet.coordinator.chain import ChainHooks
 
-            self.chain = hooks = ChainHooks(self.settings, margin=self.cs.margin)
+            self.chain = hooks = ChainHooks(self.settings, margin=self.cs.loop.margin)
         self.row_sets = RowSets(self.inputs.row_sets)
         if self._pool is not None:
             self.pool = self._pool
@@ -150,7 +139,7 @@ class Coordinator:
         else:
             self.pool = ProcessEvaluationPool(self.worker_env(), workers=self.cs.workers)
         self.loop = EvolutionLoop(
-            self.factory, self.store, self.pool, self._config or loop_config(self.cs), hooks
+            self.factory, self.store, self.pool, self._config or self.cs.loop, hooks
         )
         if self.chain is not None:
             from mergenet.coordinator.epochs import EpochPublisher

@@ -1,53 +1,35 @@
-"""The loop's state as the read side sees it: statuses, kinds, purposes and two queries.
+"""The loop's state as the read side sees it: the vocabulary and a few queries.
 
 The API and the live page import this module, never the scheduler
 (:mod:`mergenet.coordinator.loop`): it pulls in SQLAlchemy and the table models only (no
 numpy, torch or evaluation pool), so the read side stays light and cannot start work.
-
-The enums are ``StrEnum``: each member *is* its string, so the database columns, the JSON the
-API returns and the event stream carry the same plain values as before the enums existed.
+The vocabulary (statuses, kinds, purposes) lives in :mod:`mergenet.coordinator.status`; the
+purposes are also exported here under the names the read side has always imported.
 """
 
 from __future__ import annotations
-
-from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mergenet.coordinator import models as m
+from mergenet.coordinator.status import EVOLUTION_KINDS, Kind, Purpose
 
+__all__ = [
+    "CONFIRMATION",
+    "CONTRIBUTION",
+    "EVOLUTION_KINDS",
+    "SELECTION",
+    "Kind",
+    "Purpose",
+    "current_version",
+    "current_weights",
+    "evolution_evaluations",
+]
 
-class Purpose(StrEnum):
-    """Why an evaluation ran (``evaluations.purpose``)."""
-
-    SELECTION = "selection"
-    """On the version's shared selection sample: ranks candidates built on that version."""
-    CONFIRMATION = "confirmation"
-    """On a fresh sample, for a candidate that passed selection."""
-    CONTRIBUTION = "contribution"
-    """Scores a new contribution (current + δ) against the current version."""
-
-
-class Kind(StrEnum):
-    """How a candidate was made (``candidates.kind``)."""
-
-    CONTRIBUTION = "contribution"
-    """current + δ at weight 1: a contribution's scoring, never a version."""
-    SINGLE = "single"
-    MULTI = "multi"
-    CROSSOVER = "crossover"
-    MUTATION = "mutation"
-
-
-EVOLUTION_KINDS = (Kind.SINGLE, Kind.MULTI, Kind.CROSSOVER, Kind.MUTATION)
-"""The kinds the loop proposes; only these can become versions."""
-
-SELECTION, CONFIRMATION, CONTRIBUTION = (
-    Purpose.SELECTION,
-    Purpose.CONFIRMATION,
-    Purpose.CONTRIBUTION,
-)
+SELECTION = Purpose.SELECTION
+CONFIRMATION = Purpose.CONFIRMATION
+CONTRIBUTION = Purpose.CONTRIBUTION
 
 
 def current_version(session: Session) -> m.Version | None:

@@ -12,16 +12,16 @@ from collections import defaultdict
 from datetime import datetime
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mergenet.db import utcnow
 from mergenet.rewards.merkle import MAX_AMOUNT, MerkleTree
 from mergenet.rewards.models import (
     STATE_CONFIRMED,
     RewardAccrual,
     RewardEntry,
     RewardEpoch,
-    utcnow,
 )
 
 
@@ -91,14 +91,6 @@ def epoch_amounts(session: Session, number: int) -> dict[str, int]:
     return {account: amount for account, amount in rows}
 
 
-def epoch_tree(session: Session, epoch: RewardEpoch) -> MerkleTree:
-    """Rebuild an epoch's tree from its entries, checking it still gives the stored root."""
-    tree = MerkleTree.build(epoch_amounts(session, epoch.number))
-    if "0x" + tree.root.hex() != epoch.root:
-        raise LedgerError(f"epoch {epoch.number}: entries no longer hash to its stored root")
-    return tree
-
-
 def close_epoch(session: Session, *, now: datetime | None = None) -> RewardEpoch | None:
     """Fold every unassigned accrual into a new epoch with a fresh root; None if nothing new.
 
@@ -152,7 +144,3 @@ def accrued_total(session: Session, account: str) -> int:
 
 def latest_confirmed_epoch(session: Session) -> RewardEpoch | None:
     return latest_epoch(session, state=STATE_CONFIRMED)
-
-
-def epoch_count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(RewardEpoch)) or 0)

@@ -4,7 +4,7 @@ This is the mergekit-evolve design: a fixed merge method, a real-valued genome o
 per-contribution weights (and the strategy's density, where it has one), minimised by CMA-ES
 with a generation barrier (ask a population, evaluate all of it, tell). It uses the same
 evaluation pool, the same parent and the same selection sample as the loop, so the two can be
-compared evaluation for evaluation (``benchmarks/loop_vs_cmaes.py``).
+compared evaluation for evaluation (``benchmarks/loop_vs_cmaes.py``, its only user).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mergenet.coordinator.evaluation import EvalTask, EvaluationPool, SampleSpec
-from mergenet.coordinator.loop import score_outcome
-from mergenet.evaluator.score import ScoreParams
+from mergenet.coordinator.acceptance import score_outcome
+from mergenet.evaluator.score import ScoreError, ScoreParams
 from mergenet.merge_strategies import registry
 from mergenet.merge_strategies.recipe import Contribution, Recipe
+from mergenet.protocol.evaluation import EvalOutcome, EvalTask, EvaluationPool, SampleSpec
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def cmaes_search(
         while len(gains) < len(recipes):
             for outcome in pool.poll(1.0):
                 i = int(outcome.key.split(":")[0])
-                gains[i] = -1.0 if outcome.error else score_outcome(outcome, params).gain
+                gains[i] = _gain(outcome, params)
         for i, r in enumerate(recipes):
             point = CmaPoint(len(points) + 1, r, gains[i])
             points.append(point)
@@ -101,3 +101,13 @@ def cmaes_search(
         if len(xs) == es.popsize:  # a truncated last generation is not told
             es.tell(xs, [-gains[i] for i in range(len(xs))])
     return points
+
+
+def _gain(outcome: EvalOutcome, params: ScoreParams) -> float:
+    """G of one evaluation; a failed one (or a NaN metric) counts as a bad point, −1."""
+    if outcome.error:
+        return -1.0
+    try:
+        return score_outcome(outcome, params).gain
+    except ScoreError:
+        return -1.0
