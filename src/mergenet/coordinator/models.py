@@ -9,7 +9,7 @@ JSON columns hold recipes and evaluation results (portable across SQLite and Pos
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -25,26 +25,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mergenet.coordinator.db import Base
+from mergenet.coordinator.status import CandidateStatus, ContributionStatus
+from mergenet.db import Base, utcnow
 
-# contribution status
-RECEIVED = "received"
-"""Stored and validated; waiting for its scoring evaluation."""
-SCORED = "scored"
-"""Scored against the version it was scored on; ``in_pool`` says whether merges may use it."""
-
-# candidate status
-QUEUED = "queued"
-DONE = "done"
-FAILED = "failed"
-CONFIRMING = "confirming"
-ACCEPTED = "accepted"
-REJECTED = "rejected"
-"""Passed selection but failed confirmation on the fresh sample."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+# the statuses under the names the code has always used (StrEnum members: plain strings in rows)
+RECEIVED, SCORED = ContributionStatus.RECEIVED, ContributionStatus.SCORED
+QUEUED, DONE, FAILED = CandidateStatus.QUEUED, CandidateStatus.DONE, CandidateStatus.FAILED
+CONFIRMING, ACCEPTED = CandidateStatus.CONFIRMING, CandidateStatus.ACCEPTED
+REJECTED = CandidateStatus.REJECTED
 
 
 class Contributor(Base):
@@ -124,7 +112,7 @@ class Candidate(Base):
     parent_hash: Mapped[str] = mapped_column(ForeignKey("versions.hash"), index=True)
     strategy: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(16))
-    """single | multi | crossover | mutation | contribution | cmaes"""
+    """A :class:`~mergenet.coordinator.status.Kind`."""
     recipe: Mapped[dict[str, Any]] = mapped_column(JSON)
     recipe_hash: Mapped[str] = mapped_column(String(64), index=True)
     contribution_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -146,7 +134,7 @@ class Evaluation(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
     purpose: Mapped[str] = mapped_column(String(16))
-    """selection | confirmation | contribution"""
+    """A :class:`~mergenet.coordinator.status.Purpose`."""
     sample_seed: Mapped[int] = mapped_column(BigInteger)
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     parent_result: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -181,15 +169,3 @@ class LoopState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
-
-
-COORDINATOR_TABLES = [
-    Contributor.__table__,
-    Nonce.__table__,
-    Version.__table__,
-    Contribution.__table__,
-    Candidate.__table__,
-    Evaluation.__table__,
-    StrategyWeight.__table__,
-    LoopState.__table__,
-]
