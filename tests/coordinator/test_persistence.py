@@ -11,8 +11,8 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from mergenet.coordinator import models as m
-from mergenet.coordinator.db import Base, make_engine, transaction
-from mergenet.coordinator.migrate import downgrade, upgrade
+from mergenet.migrate import downgrade, upgrade
+from mergenet.db import Base, make_engine, transaction
 
 from .conftest import account, signed_form
 
@@ -41,7 +41,7 @@ def test_migrations_match_the_models_and_round_trip(db_url: str) -> None:
 
 
 def test_nonces_are_single_use_in_the_database(db_url: str) -> None:
-    from mergenet.coordinator.db import make_session_factory
+    from mergenet.db import make_session_factory
 
     engine = make_engine(db_url)
     try:

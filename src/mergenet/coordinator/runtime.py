@@ -19,7 +19,7 @@ from mergenet.config import Settings
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.coordinator.loop import EvolutionLoop
-from mergenet.coordinator.migrate import upgrade
+from mergenet.migrate import upgrade
 from mergenet.coordinator.serving import RowSets
 from mergenet.coordinator.settings import CoordinatorSettings, LoopSettings
 from mergenet.coordinator.submissions import SubmissionLimits, SubmissionService

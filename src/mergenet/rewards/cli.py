@@ -51,12 +51,12 @@ def _settings() -> Any:
 
 
 def _ledger(settings: Any) -> sessionmaker[Session]:
-    from mergenet.coordinator.db import make_engine, make_session_factory
-    from mergenet.rewards.models import ensure_tables
+    from mergenet.db import make_engine, make_session_factory
+    from mergenet.migrate import upgrade
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
-    ensure_tables(engine)
+    upgrade(engine)  # the schema's one path, shared with `coordinator up`
     return make_session_factory(engine)
 
 
@@ -183,7 +183,7 @@ def accrue_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Credit a contribution's reward in the ledger (idempotent per contribution)."""
-    from mergenet.coordinator.db import transaction
+    from mergenet.db import transaction
     from mergenet.rewards.ledger import accrue
     from mergenet.rewards.policy import RewardPolicy, quote_reward
     from mergenet.rewards.units import format_tokens, to_base_units
@@ -228,7 +228,7 @@ def accrue_command(
 @rewards_app.command("close-epoch")
 def close_epoch_command(as_json: JsonOpt = False) -> None:
     """Fold new accruals into the next epoch's Merkle root (not yet published)."""
-    from mergenet.coordinator.db import transaction
+    from mergenet.db import transaction
     from mergenet.rewards.ledger import close_epoch
     from mergenet.rewards.units import format_tokens
 

@@ -1,7 +1,7 @@
 """Alembic environment for every mergenet table (coordinator state and the rewards ledger).
 
 Imports each model module so ``Base.metadata`` is complete for autogenerate; the connection
-(or URL) is handed in by :mod:`mergenet.coordinator.migrate`, never read from an ini file.
+(or URL) is handed in by :mod:`mergenet.migrate`, never read from an ini file.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 
 import mergenet.coordinator.models
 import mergenet.rewards.models  # noqa: F401 - registers the ledger tables on Base
-from mergenet.coordinator.db import Base
+from mergenet.db import Base
 
 config = context.config
 target_metadata = Base.metadata
