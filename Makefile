@@ -15,10 +15,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[dev]'
 	touch $@
 
-# Petals needs transformers 4.34: its own environment, from the pins in src/mergenet/petals_side/.
+# Petals needs transformers 4.34: its own environment, from the pins in src/mergenet/petals/side/.
 petals-env: .venv-petals/.installed
 
-.venv-petals/.installed: scripts/petals-env.sh src/mergenet/petals_side/requirements-petals.txt src/mergenet/petals_side/requirements-petals-nodeps.txt
+.venv-petals/.installed: scripts/petals-env.sh src/mergenet/petals/side/requirements-petals.txt src/mergenet/petals/side/requirements-petals-nodeps.txt
 	bash scripts/petals-env.sh
 	touch $@
 

@@ -65,8 +65,8 @@ def task_stream(parent: str, shas: list[str], n: int, sample_n: int, tag: str) -
     import numpy as np
 
     from mergenet.coordinator import proposals
-    from mergenet.coordinator.evaluation import EvalTask, SampleSpec
     from mergenet.coordinator.loop import default_strategies
+    from mergenet.protocol.evaluation import EvalTask, SampleSpec
 
     rng = np.random.default_rng(0)
     cfg = proposals.ProposalConfig()
@@ -120,11 +120,11 @@ def main() -> None:
     from rich.table import Table
 
     from mergenet.config import Settings
-    from mergenet.distributed import procs
-    from mergenet.distributed.celery_app import make_app
-    from mergenet.distributed.celery_pool import CeleryEvaluationPool
     from mergenet.ecosystem.spec import WorldSpec
     from mergenet.ecosystem.world import build_world
+    from mergenet.petals import procs
+    from mergenet.workers.celery_app import make_app
+    from mergenet.workers.celery_pool import CeleryEvaluationPool
 
     world = build_world(WorldSpec(), Settings().world_root)
     broker = redis.Redis.from_url(args.redis_url)

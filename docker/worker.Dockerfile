@@ -1,5 +1,5 @@
 # An evaluation worker: a Celery worker over Redis that rebuilds candidates from recipes and
-# scores them (the `mergenet.distributed.celery_app` application).
+# scores them (the `mergenet.workers.celery_app` application).
 # Build from the repository root: docker build -f docker/worker.Dockerfile .
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -11,5 +11,5 @@ COPY src ./src
 RUN pip install --no-cache-dir .
 VOLUME ["/cache"]
 # One task at a time per container (each single-threaded); scale with `--scale worker=N`.
-CMD ["celery", "--app", "mergenet.distributed.celery_app", "worker", "--loglevel", "INFO", \
+CMD ["celery", "--app", "mergenet.workers.celery_app", "worker", "--loglevel", "INFO", \
      "--concurrency", "1", "--prefetch-multiplier", "1"]

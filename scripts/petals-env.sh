@@ -3,13 +3,13 @@
 #
 # Petals 2.2.0.post1 needs transformers 4.32-4.34 and so cannot live in the main environment
 # (transformers 5). The main side talks to this environment only through processes
-# (see src/mergenet/petals_side/__init__.py). Idempotent: a second run with unchanged pin
+# (see src/mergenet/petals/side/__init__.py). Idempotent: a second run with unchanged pin
 # files does nothing; `make petals-env` runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${PETALS_VENV:-.venv-petals}"
-REQ_DIR=src/mergenet/petals_side
+REQ_DIR=src/mergenet/petals/side
 REQ="$REQ_DIR/requirements-petals.txt"
 NODEPS="$REQ_DIR/requirements-petals-nodeps.txt"
 P2PD_FROM="hivemind==1.1.12"

@@ -10,13 +10,14 @@ import typer
 
 from mergenet.coordinator.cli import app as coordinator_app
 from mergenet.demo.cli import demo_command
-from mergenet.distributed.petals_cli import app as petals_app
-from mergenet.distributed.worker_cli import worker_command
 from mergenet.ecosystem.cli import app as world_app
-from mergenet.evaluator.cli import dharma_app, eval_command
+from mergenet.ecosystem.eval_cli import eval_command
+from mergenet.evaluator.dharma_cli import dharma_app
 from mergenet.merge_strategies.cli import merge_command
 from mergenet.node.cli import app as node_app
+from mergenet.petals.cli import app as petals_app
 from mergenet.rewards.cli import chain_app, rewards_app
+from mergenet.workers.cli import worker_command
 
 app = typer.Typer(
     name="mergenet",

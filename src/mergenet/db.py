@@ -1,16 +1,23 @@
-"""The coordinator's database: one declarative base and session factory for every table.
+"""The database: one declarative base, engine and session factory for every table.
 
 Components (coordinator state, the rewards ledger) declare their models on ``Base`` so that
-one set of Alembic migrations and one transaction can cover them together.
+one set of Alembic migrations and one transaction can cover them together. It sits below both
+(neither imports the other for it); the schema itself is created only by the migrations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+
+def utcnow() -> datetime:
+    """The time stamps' default: aware UTC (every column is ``DateTime(timezone=True)``)."""
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

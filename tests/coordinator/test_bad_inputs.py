@@ -27,7 +27,7 @@ Case = Callable[[Path, dict[str, Any]], tuple[Path | None, dict[str, str]]]
 
 
 def _db_dump(coord: Any) -> dict[str, list[tuple]]:
-    from mergenet.coordinator.db import Base
+    from mergenet.db import Base
 
     out = {}
     with coord.engine.connect() as conn:

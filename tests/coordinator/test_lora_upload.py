@@ -33,8 +33,8 @@ def _adapter(world: Any, out: Path) -> Path:
 
 
 def _post(client: Any, folder: Path, parent: str, nonce: int, config: bytes | None = None):  # type: ignore[no-untyped-def]
-    from mergenet.coordinator.signing import adapter_sha256, sign_submission
     from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.signing import adapter_sha256, sign_submission
 
     acct = account(5)
     config = config if config is not None else (folder / "adapter_config.json").read_bytes()
@@ -60,7 +60,7 @@ def test_lora_adapter_upload_is_validated_stored_and_scored(
 
     from mergenet.coordinator import models as m
     from mergenet.coordinator.app import create_app
-    from mergenet.coordinator.signing import adapter_folder_sha256
+    from mergenet.protocol.signing import adapter_folder_sha256
 
     coord = make_coordinator()
     client = TestClient(create_app(coord))

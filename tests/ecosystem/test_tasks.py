@@ -7,10 +7,11 @@ from collections import Counter
 
 import pytest
 
-from mergenet.ecosystem.rows import LETTERS, draw_items, row_text, split_of
+from mergenet.ecosystem.rows import draw_items, split_of
 from mergenet.ecosystem.spec import WorldSpec
 from mergenet.ecosystem.tasks import TASKS
 from mergenet.evaluator.dharma import parse_row
+from mergenet.evaluator.items import LETTERS, row_text
 
 
 def test_there_are_at_least_ten_families_and_the_world_uses_ten() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mergenet.ecosystem.rows import draw_items, row_text
+from mergenet.ecosystem.rows import draw_items
 from mergenet.ecosystem.tasks import TASKS
 from mergenet.ecosystem.tokenizer import save_tokenizer, train_tokenizer
+from mergenet.evaluator.items import row_text
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,7 @@ def test_deltas_rebuild_the_contributors(world) -> None:
 
 
 def test_real_mmlu_rows_score_near_chance_with_the_world_base(world) -> None:
-    from mergenet.ecosystem.rows import Item
+    from mergenet.evaluator.items import Item
     from mergenet.evaluator.modelio import load_causal_lm
     from mergenet.evaluator.scoring import evaluate_items
 

@@ -11,7 +11,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mergenet.evaluator.results import EvalResult, TaskResult
 from mergenet.evaluator.score import (
     ScoreError,
     ScoreParams,
@@ -23,6 +22,7 @@ from mergenet.evaluator.score import (
     reward_amount,
     sigmoid,
 )
+from mergenet.protocol.results import EvalResult, TaskResult
 
 
 def result(**tasks: tuple[float, float, float]) -> EvalResult:

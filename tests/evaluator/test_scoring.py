@@ -10,10 +10,11 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from mergenet.ecosystem.rows import Item, draw_items, row_text
+from mergenet.ecosystem.rows import draw_items
 from mergenet.ecosystem.tasks import TASKS
 from mergenet.ecosystem.tokenizer import save_tokenizer, train_tokenizer
 from mergenet.evaluator.encoding import completion_prompt, continuation, encode_completions
+from mergenet.evaluator.items import Item, row_text
 from mergenet.evaluator.scoring import evaluate_items, score_sequences
 
 TASK_NAMES = ["add_small", "upper", "lookup", "convert"]

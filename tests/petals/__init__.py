@@ -1,1 +1,1 @@
-"""Distributed tests: a package, so that the swarm fixture ends with these tests."""
+"""Petals tests: a package, so that the swarm fixture ends with these tests."""

@@ -1,4 +1,4 @@
-"""A real Petals swarm on loopback for the distributed tests, started once for them.
+"""A real Petals swarm on loopback for the Petals tests, started once for them.
 
 Package-scoped (this folder has an ``__init__.py``): the swarm stops when the last test here
 has run, not at the end of the whole suite.
@@ -12,16 +12,14 @@ left. The Petals environment comes from ``make petals-env`` (``make test`` build
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from mergenet.distributed import procs
-from mergenet.distributed.petals_env import petals_python
+from mergenet.petals import procs
+from mergenet.petals.env import petals_python
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -61,7 +59,7 @@ def tokenizer(world):
 @pytest.fixture(scope="package")
 def swarm(petals_py, model_dir, tmp_path_factory):
     """``mergenet petals up`` on the world's base; yields its state; ``down`` at the end."""
-    from mergenet.distributed.swarm import SwarmState, swarm_dir
+    from mergenet.petals.swarm import SwarmState, swarm_dir
 
     state_dir = tmp_path_factory.mktemp("petals-state")
     before = {pid for pid, _ in procs.p2pd_processes()}
@@ -82,7 +80,7 @@ def swarm(petals_py, model_dir, tmp_path_factory):
 @pytest.fixture(scope="package")
 def worker(swarm, tmp_path_factory):
     """A scoring worker (Petals client process) connected to the session swarm."""
-    from mergenet.distributed.backend import PetalsWorker
+    from mergenet.petals.client import PetalsWorker
 
     state, _ = swarm
     log = tmp_path_factory.mktemp("petals-worker") / "worker.log"
@@ -92,26 +90,3 @@ def worker(swarm, tmp_path_factory):
     finally:
         w.close()
         assert not procs.group_alive(w.proc.pid)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="package")
-def redis_url(tmp_path_factory):
-    """A private redis-server on a free loopback port (the shared one on 6379 stays untouched)."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is needed (Debian package redis-server)")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("redis") / "redis.log"
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = procs.spawn(argv, log, os.environ)
-    try:
-        procs.wait_for_log(proc, log, r"Ready to accept connections", 30)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        procs.stop_group(proc.pid)

@@ -16,12 +16,12 @@ from safetensors import safe_open
 
 from mergenet.deltas.hashing import sha256_file
 from mergenet.deltas.models import ModelSource
-from mergenet.distributed import procs
-from mergenet.distributed.backend import PetalsWorker
-from mergenet.distributed.candidates import candidate_prefix, serve_candidate
-from mergenet.distributed.petals_model import block_names, client_names, num_blocks
-from mergenet.distributed.swarm import split_blocks
 from mergenet.merge_strategies.recipe import Contribution, Recipe, build
+from mergenet.petals import procs
+from mergenet.petals.candidates import candidate_prefix, serve_candidate
+from mergenet.petals.client import PetalsWorker
+from mergenet.petals.swarm import split_blocks
+from mergenet.petals.views import block_names, client_names, num_blocks
 
 
 def _names(folder: Path) -> set[str]:

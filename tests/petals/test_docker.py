@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from mergenet.config import Settings
-from mergenet.distributed.petals_env import petals_environ, repo_root
+from mergenet.petals.env import petals_environ, repo_root
 
 ROOT = repo_root()
 DOCKER = ROOT / "docker"
@@ -103,8 +103,8 @@ def test_the_coordinator_command_exists_with_its_flags() -> None:
 def test_the_worker_command_names_the_celery_app() -> None:
     cmd = next(a for w, a in instructions(DOCKER / "worker.Dockerfile") if w == "CMD")
     argv = yaml.safe_load(cmd)
-    assert argv[:3] == ["celery", "--app", "mergenet.distributed.celery_app"]
-    from mergenet.distributed.celery_app import TASK_NAME, app
+    assert argv[:3] == ["celery", "--app", "mergenet.workers.celery_app"]
+    from mergenet.workers.celery_app import TASK_NAME, app
 
     assert TASK_NAME in app.tasks
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
@@ -114,7 +114,7 @@ def test_the_petals_commands_accept_the_flags_compose_gives(petals_py: Path) -> 
     services = compose()["services"]
     server_flags = [a for a in services["petals-server-a"]["command"] if a.startswith("--")]
     helps = {}
-    for module in ("petals.cli.run_server", "mergenet.petals_side.dht"):
+    for module in ("petals.cli.run_server", "mergenet.petals.side.dht"):
         out = subprocess.run(
             [str(petals_py), "-m", module, "--help"],
             capture_output=True,
@@ -128,7 +128,7 @@ def test_the_petals_commands_accept_the_flags_compose_gives(petals_py: Path) -> 
         assert flag in helps["petals.cli.run_server"], flag
     dht_flags = [a for a in services["petals-dht"]["entrypoint"] if a.startswith("--")]
     for flag in dht_flags:
-        assert flag in helps["mergenet.petals_side.dht"], flag
+        assert flag in helps["mergenet.petals.side.dht"], flag
     script = DOCKER / "petals-server"
     assert script.stat().st_mode & 0o111, "the peer's entrypoint script must be executable"
     assert subprocess.run(["sh", "-n", str(script)]).returncode == 0

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mergenet.distributed.petals_env import petals_environ, src_root
-from mergenet.distributed.petals_model import UnsupportedConfig, link_view, petals_config
+from mergenet.petals.env import petals_environ, src_root
+from mergenet.petals.views import UnsupportedConfig, link_view, petals_config
 
-PETALS_SIDE = src_root() / "mergenet" / "petals_side"
+PETALS_SIDE = src_root() / "mergenet" / "petals" / "side"
 SHAPE_FIELDS = (
     "vocab_size",
     "hidden_size",
@@ -33,7 +33,7 @@ SHAPE_FIELDS = (
 def probe(petals_py: Path, folder: Path) -> dict:
     """How transformers 4.34 (the Petals side) reads ``folder``'s config."""
     out = subprocess.run(
-        [str(petals_py), "-m", "mergenet.petals_side.config_probe", str(folder)],
+        [str(petals_py), "-m", "mergenet.petals.side.config_probe", str(folder)],
         capture_output=True,
         text=True,
         env=petals_environ(),
@@ -45,7 +45,9 @@ def probe(petals_py: Path, folder: Path) -> dict:
 
 def test_the_petals_side_imports_nothing_else_of_mergenet() -> None:
     offenders = []
-    for path in PETALS_SIDE.glob("*.py"):
+    # ``python -m mergenet.petals.side.X`` also runs the two package roots above it.
+    roots = [PETALS_SIDE.parent / "__init__.py", PETALS_SIDE.parent.parent / "__init__.py"]
+    for path in [*PETALS_SIDE.glob("*.py"), *roots]:
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
             if isinstance(node, ast.Import):
@@ -55,7 +57,7 @@ def test_the_petals_side_imports_nothing_else_of_mergenet() -> None:
             offenders += [
                 f"{path.name}: {n}"
                 for n in names
-                if n.split(".")[0] == "mergenet" and not n.startswith("mergenet.petals_side")
+                if n.split(".")[0] == "mergenet" and not n.startswith("mergenet.petals.side")
             ]
     assert not offenders
 
@@ -63,7 +65,7 @@ def test_the_petals_side_imports_nothing_else_of_mergenet() -> None:
 def test_the_main_side_imports_nothing_of_petals() -> None:
     code = (
         "import sys\n"
-        "import mergenet.cli, mergenet.distributed.backend, mergenet.distributed.candidates\n"
+        "import mergenet.cli, mergenet.petals.client, mergenet.petals.candidates\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'petals', 'hivemind'}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -120,7 +122,7 @@ def test_a_non_default_rope_base_reaches_the_petals_side(petals_py: Path, tmp_pa
     assert probe(petals_py, link_view(src, tmp_path / "view"))["rope_theta"] == 500000.0
     # the server launcher does the same on its own for a raw folder
     code = (
-        "import sys; from mergenet.petals_side.compat import readable_folder\n"
+        "import sys; from mergenet.petals.side.compat import readable_folder\n"
         "print(readable_folder(sys.argv[1]))"
     )
     out = subprocess.run(

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mergenet.distributed import procs
-from mergenet.distributed.backend import PetalsRemoteLM, WorkerError
-from mergenet.distributed.petals_model import num_blocks
-from mergenet.distributed.swarm import start_dht
+from mergenet.petals import procs
+from mergenet.petals.client import PetalsRemoteLM, WorkerError
+from mergenet.petals.swarm import start_dht
+from mergenet.petals.views import num_blocks
 
 LOGIT_TOL = 1e-4
 PER_TOKEN_TOL = 1e-5

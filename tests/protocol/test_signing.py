@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from mergenet.coordinator.signing import (
+from mergenet.protocol.signing import (
     SignatureError,
     recover_submitter,
     sign_submission,

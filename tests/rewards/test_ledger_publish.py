@@ -7,7 +7,7 @@ import random
 import pytest
 from sqlalchemy import select
 
-from mergenet.coordinator.db import transaction
+from mergenet.db import transaction
 from mergenet.rewards.anvil import free_port
 from mergenet.rewards.claim import ClaimError, claim_rewards
 from mergenet.rewards.client import ChainError, RewardContracts, connect, transact

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mergenet.coordinator import models as m
-from mergenet.coordinator.db import transaction
 from mergenet.coordinator.loop import current_weights, default_strategies
-from mergenet.evaluator.results import EvalResult, TaskResult
+from mergenet.db import transaction
+from mergenet.protocol.results import EvalResult, TaskResult
 from mergenet.rewards.ledger import accrue
 
 TASKS = ("ARC-Challenge", "add_small", "lookup", "plus_ten", "predecessor", "sort")

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from mergenet.distributed import procs
+from mergenet.petals import procs
 
 
 @pytest.mark.redis
 def test_a_real_worker_runs_the_coordinators_task_code(redis_url: str, tmp_path: Path) -> None:
-    from mergenet.distributed.celery_app import TASK_NAME, make_app
+    from mergenet.workers.celery_app import TASK_NAME, make_app
 
     env = {**os.environ, "MERGENET_REDIS_URL": redis_url}
     log = tmp_path / "worker.log"
@@ -28,7 +28,7 @@ def test_a_real_worker_runs_the_coordinators_task_code(redis_url: str, tmp_path:
         "-m",
         "celery",
         "--app",
-        "mergenet.distributed.celery_app",
+        "mergenet.workers.celery_app",
         "worker",
         "--pool",
         "solo",

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from mergenet.coordinator.evaluation import EvalTask, SampleSpec, WorkerEnv
 from mergenet.deltas.hashing import sha256_file
-from mergenet.distributed import procs
+from mergenet.petals import procs
+from mergenet.protocol.evaluation import EvalTask, SampleSpec, WorkerEnv
 
 VISIBILITY = 15  # seconds; above one task's time here (~5-10 s), so no healthy task restarts
 PARENT = "0" * 64
@@ -49,7 +49,7 @@ def start_worker(name: str, redis_url: str, log: Path):
         "OMP_NUM_THREADS": "1",
     }
     argv = [
-        *(sys.executable, "-m", "celery", "--app", "mergenet.distributed.celery_app", "worker"),
+        *(sys.executable, "-m", "celery", "--app", "mergenet.workers.celery_app", "worker"),
         *("--hostname", f"{name}@%h", "--concurrency", "1", "--loglevel", "INFO"),
         *("--without-gossip", "--without-mingle", "--without-heartbeat"),
     ]
@@ -75,8 +75,8 @@ def workers(redis_url, tmp_path):
 
 @pytest.fixture(scope="module")
 def pool(store, redis_url):
-    from mergenet.distributed.celery_app import CelerySettings, make_app
-    from mergenet.distributed.celery_pool import CeleryEvaluationPool
+    from mergenet.workers.celery_app import CelerySettings, make_app
+    from mergenet.workers.celery_pool import CeleryEvaluationPool
 
     app = make_app(redis_url, CelerySettings(visibility_timeout=VISIBILITY, restore_interval=1))
     p = CeleryEvaluationPool(store[0], app=app, capacity=2)

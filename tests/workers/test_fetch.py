@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mergenet.distributed.fetch import ArtifactCache, FetchError, IntegrityError, _extract_flat
+from mergenet.workers.fetch import ArtifactCache, FetchError, IntegrityError, _extract_flat
 
 
 def _tiny_llama(folder: Path) -> None:
@@ -58,8 +58,8 @@ def coordinator(tmp_path_factory):
     from mergenet.coordinator.app import create_app
     from mergenet.coordinator.runtime import Coordinator
     from mergenet.coordinator.settings import CoordinatorSettings
-    from mergenet.coordinator.signing import adapter_folder_sha256
     from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.signing import adapter_folder_sha256
 
     from .conftest import _free_port
 
@@ -121,9 +121,9 @@ def coordinator(tmp_path_factory):
 
 
 def test_fetches_each_artifact_by_hash_and_reuses_the_cache(coordinator, tmp_path) -> None:
-    from mergenet.coordinator.signing import adapter_folder_sha256
     from mergenet.deltas.hashing import sha256_file
     from mergenet.deltas.models import ModelSource
+    from mergenet.protocol.signing import adapter_folder_sha256
 
     url, coord, h = coordinator
     cache = ArtifactCache(url, tmp_path / "cache")

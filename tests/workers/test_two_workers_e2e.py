@@ -22,7 +22,7 @@ import pytest
 from tests.coordinator.conftest import PG_DSN, submit_world_deltas
 from tests.coordinator.server import CoordinatorProcess
 
-from mergenet.distributed import procs
+from mergenet.petals import procs
 
 pytestmark = [
     pytest.mark.redis,

@@ -1,11 +1,7 @@
 """Content-addressed artifact store on disk: deltas by file sha256, versions by weights hash.
 
-Layout under ``root``::
-
-    deltas/ab/abcdef….safetensors     a dense delta, named by the sha256 of its bytes
-    deltas/ab/abcdef….lora/           a PEFT adapter folder, named by its weights' sha256
-    versions/<state-dict sha256>/     an HF folder (config, tokenizer, model.safetensors, recipe)
-    incoming/                         uploads being received and validated (never read back)
+The layout is :mod:`mergenet.protocol.artifacts` (deltas, versions), plus ``incoming/`` for
+uploads being received and validated (never read back).
 
 Every write goes to a temporary name in the same file system, is fsynced, then renamed into
 place, so a reader (or a restart after kill -9) sees a complete artifact or none. An artifact
@@ -19,6 +15,8 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+
+from mergenet.protocol.artifacts import ArtifactLayout
 
 
 def _fsync_dir(path: Path) -> None:
@@ -41,27 +39,15 @@ def _fsync_tree(path: Path) -> None:
     _fsync_dir(path)
 
 
-class ArtifactStore:
+class ArtifactStore(ArtifactLayout):
     """Deltas and version folders, content-addressed (see module docstring)."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        super().__init__(root)
         for sub in ("deltas", "versions", "incoming"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
-    # -- paths ---------------------------------------------------------------------------
-    def delta_path(self, sha256: str) -> Path:
-        """The stored delta (a file, or a ``.lora`` folder for adapters)."""
-        folder = self.root / "deltas" / sha256[:2]
-        lora = folder / f"{sha256}.lora"
-        return lora if lora.exists() else folder / f"{sha256}.safetensors"
-
-    def has_delta(self, sha256: str) -> bool:
-        return self.delta_path(sha256).exists()
-
-    def version_dir(self, version_hash: str) -> Path:
-        return self.root / "versions" / version_hash
-
+    # -- paths (delta_path, version_dir: ArtifactLayout) ----------------------------------
     def relative(self, path: Path) -> str:
         return str(path.relative_to(self.root))
 
@@ -72,8 +58,7 @@ class ArtifactStore:
     # -- writes --------------------------------------------------------------------------
     def put_delta(self, src: Path, sha256: str) -> Path:
         """Move a validated upload (file or adapter folder) into place; idempotent."""
-        kind = ".lora" if src.is_dir() else ".safetensors"
-        dst = self.root / "deltas" / sha256[:2] / f"{sha256}{kind}"
+        dst = self.delta_file(sha256, lora=src.is_dir())
         if dst.exists():
             _remove(src)
             return dst

@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from mergenet.coordinator.db import transaction
+from mergenet.db import transaction
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount

@@ -1,4 +1,8 @@
-"""`mergenet dharma ...` and `mergenet eval`."""
+"""``mergenet eval``: score a model on a Dharma set, by default the world's held-out set.
+
+It lives with the world rather than in ``evaluator/`` because of that default: the evaluator
+knows nothing of the world (the world is built on the evaluator, not the other way round).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
-from mergenet.evaluator.dharma_cli import dharma_app as dharma_app  # re-export
-from mergenet.evaluator.results import EvalResult
+from mergenet.config import get_settings
+from mergenet.ecosystem.spec import WorldSpec
+from mergenet.ecosystem.world import world_dir
+from mergenet.evaluator.dharma import DharmaError, read_jsonl_rows
+from mergenet.evaluator.items import Item
+from mergenet.evaluator.sampling import sample_for_scoring
+from mergenet.protocol.results import EvalResult
 
 _err = Console(stderr=True)
 
@@ -42,10 +52,6 @@ def result_table(result: EvalResult, title: str) -> Table:
 
 
 def _default_benchmark() -> Path:
-    from mergenet.config import get_settings
-    from mergenet.ecosystem.spec import WorldSpec
-    from mergenet.ecosystem.world import world_dir
-
     settings = get_settings()
     path = (
         world_dir(WorldSpec(seed=settings.world_seed), settings.world_root)
@@ -79,12 +85,8 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Evaluate a causal LM on a Dharma set: per-task accuracy (two ways), PPL and answer loss."""
-    from rich.progress import Progress
-
-    from mergenet.ecosystem.rows import Item
-    from mergenet.evaluator.dharma import DharmaError, read_jsonl_rows
+    # lazy: the scorer and the model loader import torch and transformers (`--help` stays fast)
     from mergenet.evaluator.modelio import load_causal_lm
-    from mergenet.evaluator.sampling import sample_for_scoring
     from mergenet.evaluator.scoring import evaluate_items
 
     path = benchmark or _default_benchmark()

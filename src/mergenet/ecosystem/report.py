@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 
 from mergenet.ecosystem.world import World
-from mergenet.evaluator.results import EvalResult
+from mergenet.protocol.results import EvalResult
 
 
 def evaluate_world(

@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mergenet.ecosystem.rows import Item, draw_items, row_text
+from mergenet.ecosystem.rows import draw_items
 from mergenet.ecosystem.spec import ContributorSpec, WorldSpec
 from mergenet.ecosystem.tasks import TASKS
+from mergenet.evaluator.items import Item, row_text
 
 StageProgress = Callable[[str, int, int, str], None]
 """(stage, done, total, note) — the CLI draws rich progress bars from it."""

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Protocol
 
-from mergenet.ecosystem.rows import LETTERS, Item, row_text
+from mergenet.evaluator.items import LETTERS, Item, row_text
 
 
 class TextTokenizer(Protocol):

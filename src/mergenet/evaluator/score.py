@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from mergenet.evaluator.results import EvalResult
+from mergenet.protocol.results import EvalResult
 
 if TYPE_CHECKING:
     import torch

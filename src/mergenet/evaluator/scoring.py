@@ -16,15 +16,15 @@ from dataclasses import dataclass
 
 import torch
 
-from mergenet.ecosystem.rows import Item
 from mergenet.evaluator.encoding import (
     encode_completions,
     encode_texts,
     letter_prompt,
     letter_token_ids,
 )
+from mergenet.evaluator.items import Item
 from mergenet.evaluator.packing import pack_rows, to_tensors
-from mergenet.evaluator.results import EvalResult, TaskResult
+from mergenet.protocol.results import EvalResult, TaskResult
 
 ProgressFn = Callable[[int, int], None]
 

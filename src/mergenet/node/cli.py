@@ -338,9 +338,9 @@ def serve_command(
         if not worker:
             raise NodeError("say what to serve: `mergenet node serve --worker`")
         try:
-            from mergenet.distributed.worker import run_worker
+            from mergenet.workers.run import run_worker
         except ImportError:
             raise NodeError(
-                "this build has no evaluation worker yet (mergenet.distributed.worker)"
+                "this build has no evaluation worker yet (mergenet.workers.run)"
             ) from None
         run_worker(coordinator or _settings().coordinator_url, concurrency=concurrency)

@@ -35,8 +35,8 @@ class Artifact:
 
 def resolve_artifact(path: Path, parent: str | None) -> Artifact:
     """What ``path`` holds: a finetune output folder, an adapter folder, or a delta file."""
-    from mergenet.coordinator.signing import adapter_folder_sha256
     from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.signing import adapter_folder_sha256
 
     if not path.exists():
         raise NodeError(f"nothing at {path}: give a finetune output folder, a delta or an adapter")
@@ -66,7 +66,7 @@ def resolve_artifact(path: Path, parent: str | None) -> Artifact:
 def submit_artifact(
     client: CoordinatorClient, account: LocalAccount, artifact: Artifact, chain_id: int
 ) -> dict[str, Any]:
-    from mergenet.coordinator.signing import sign_submission
+    from mergenet.protocol.signing import sign_submission
 
     nonce = time.time_ns() // 1000
     signature = sign_submission(account, artifact.sha256, artifact.parent_hash, nonce, chain_id)

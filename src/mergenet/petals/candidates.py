@@ -21,10 +21,10 @@ import torch
 
 from mergenet.deltas.models import ModelSource
 from mergenet.deltas.sources import DeltaSource, as_source
-from mergenet.distributed.petals_model import block_names, client_names, tensor_view
-from mergenet.distributed.swarm import Peer, start_servers
 from mergenet.merge_strategies import engine
 from mergenet.merge_strategies.recipe import Recipe
+from mergenet.petals.swarm import Peer, start_servers
+from mergenet.petals.views import block_names, client_names, tensor_view
 
 
 def candidate_prefix(recipe: Recipe) -> str:

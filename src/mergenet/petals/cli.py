@@ -38,9 +38,9 @@ def up_command(
     timeout: float = typer.Option(180.0, help="Seconds to wait for each peer."),
 ) -> None:
     """Start a DHT bootstrap peer and servers splitting MODEL's blocks (CPU, float32)."""
-    from mergenet.distributed import swarm
-    from mergenet.distributed.petals_env import PetalsEnvMissing
-    from mergenet.distributed.procs import PeerStartError
+    from mergenet.petals import swarm
+    from mergenet.petals.env import PetalsEnvMissing
+    from mergenet.petals.procs import PeerStartError
 
     try:
         state = swarm.up(
@@ -66,7 +66,7 @@ def down_command(
     state_dir: Path | None = typer.Option(None, help="Default: <data dir>/petals."),
 ) -> None:
     """Stop every peer of the swarm (each as a whole process group)."""
-    from mergenet.distributed import swarm
+    from mergenet.petals import swarm
 
     stopped = swarm.down(_state_root(state_dir), name)
     typer.echo(f"stopped {len(stopped)} peer(s)" if stopped else f"swarm {name!r} is not up")
@@ -80,7 +80,7 @@ def status_command(
     """Print the swarm's state as JSON, with whether each peer group is alive."""
     from dataclasses import asdict
 
-    from mergenet.distributed import procs, swarm
+    from mergenet.petals import procs, swarm
 
     folder = swarm.swarm_dir(_state_root(state_dir), name)
     if not (folder / swarm.STATE_FILE).exists():

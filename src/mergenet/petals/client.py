@@ -1,7 +1,7 @@
 """The Petals evaluation backend: score through a swarm with the evaluator's own code.
 
-``PetalsWorker`` runs ``mergenet.petals_side.worker`` in the Petals environment and speaks
-``mergenet-petals/1`` with it (token ids in, float32 logits out; see ``mergenet.petals_side``).
+``PetalsWorker`` runs ``mergenet.petals.side.worker`` in the Petals environment and speaks
+``mergenet-petals/1`` with it (token ids in, float32 logits out; see ``mergenet.petals.side``).
 ``PetalsRemoteLM`` is a ``torch.nn.Module`` whose forward takes the evaluator's packed inputs
 (rows back to back, positions restarting at each row, block-causal mask), sends each row to
 the worker as its own sequence and puts the logits back in place. So
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mergenet.distributed import procs
-from mergenet.distributed.petals_env import petals_environ, petals_module
+from mergenet.petals import procs
+from mergenet.petals.env import petals_environ, petals_module
 
 PROTOCOL = "mergenet-petals/1"
 

@@ -1,6 +1,6 @@
 """Where the Petals environment is and how its processes get their environment.
 
-The Petals side runs ``.venv-petals/bin/python -m mergenet.petals_side.*`` with ``PYTHONPATH``
+The Petals side runs ``.venv-petals/bin/python -m mergenet.petals.side.*`` with ``PYTHONPATH``
 pointing at this checkout's ``src`` folder, so the same source tree serves both sides and
 nothing of mergenet is installed into the Petals environment.
 """
@@ -54,5 +54,5 @@ def petals_environ(threads: int = 1) -> dict[str, str]:
 
 
 def petals_module(module: str) -> list[str]:
-    """argv prefix that runs ``mergenet.petals_side.<module>`` in the Petals environment."""
-    return [str(petals_python()), "-m", f"mergenet.petals_side.{module}"]
+    """argv prefix that runs ``mergenet.petals.side.<module>`` in the Petals environment."""
+    return [str(petals_python()), "-m", f"mergenet.petals.side.{module}"]

@@ -18,9 +18,9 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mergenet.distributed import procs
-from mergenet.distributed.petals_env import petals_environ, petals_module
-from mergenet.distributed.petals_model import link_view, num_blocks
+from mergenet.petals import procs
+from mergenet.petals.env import petals_environ, petals_module
+from mergenet.petals.views import link_view, num_blocks
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 MADDR = r"(/ip4/127\.0\.0\.1/tcp/\d+/p2p/\w+)"

@@ -1,6 +1,6 @@
 """Model folders the Petals side reads: a transformers-4.34 config plus (some of) the weights.
 
-The config translation lives in ``mergenet.petals_side.compat`` (pure Python, shared by both
+The config translation lives in ``mergenet.petals.side.compat`` (pure Python, shared by both
 sides; see there for why). Folders are "views": the translated config plus weights, either
 symlinks to the source files (the whole model, no copy) or a ``model.safetensors`` holding
 only the tensors a peer serves.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from mergenet.petals_side.compat import UnsupportedConfig, link_view, petals_config
+from mergenet.petals.side.compat import UnsupportedConfig, link_view, petals_config
 
 __all__ = [
     "LAYER_PREFIX",

@@ -22,43 +22,37 @@ by the coordinator) stops replays of the same upload.
 
 from __future__ import annotations
 
-import re
+import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_utils import is_hexstr, remove_0x_prefix, to_hex
+
+from mergenet.errors import Unauthorized
+from mergenet.protocol.hashes import sha256_file, sha256_hex
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
-
-class SignatureError(ValueError):
+class SignatureError(Unauthorized):
     """A signature that is malformed or not made by the claimed address."""
 
 
 def _hex64(value: str, name: str) -> str:
-    v = value.lower().removeprefix("0x")
-    if not _HEX64.match(v):
-        raise SignatureError(f"{name} must be 64 hex digits (a sha256), got {value!r}")
-    return v
+    return sha256_hex(value, name, SignatureError)
 
 
 def adapter_sha256(config: bytes, weights_sha256: str) -> str:
     """The content hash of a LoRA adapter: its weights' sha256 and its exact config bytes."""
-    import hashlib
-
     blob = b"mergenet-lora/1\0" + _hex64(weights_sha256, "weights sha256").encode() + b"\0"
     return hashlib.sha256(blob + config).hexdigest()
 
 
-def adapter_folder_sha256(folder: str) -> str:
+def adapter_folder_sha256(folder: str | Path) -> str:
     """:func:`adapter_sha256` of a PEFT adapter folder (what a node signs for an adapter)."""
-    from pathlib import Path
-
-    from mergenet.deltas.hashing import sha256_file
-
     root = Path(folder)
     config = (root / "adapter_config.json").read_bytes()
     return adapter_sha256(config, sha256_file(root / "adapter_model.safetensors"))
@@ -82,7 +76,7 @@ def sign_submission(
 ) -> str:
     """The 0x-prefixed 65-byte EIP-191 signature a node sends with its upload."""
     message = encode_defunct(text=submission_message(sha256, parent_hash, nonce, chain_id))
-    return "0x" + account.sign_message(message).signature.hex().removeprefix("0x")
+    return to_hex(account.sign_message(message).signature)
 
 
 def recover_submitter(
@@ -90,8 +84,8 @@ def recover_submitter(
 ) -> str:
     """The checksummed address that signed this submission (raises SignatureError)."""
     message = encode_defunct(text=submission_message(sha256, parent_hash, nonce, chain_id))
-    raw = signature.removeprefix("0x")
-    if not re.fullmatch(r"[0-9a-fA-F]{130}", raw):
+    raw = remove_0x_prefix(signature) if isinstance(signature, str) else ""
+    if len(raw) != 130 or not is_hexstr(raw):
         raise SignatureError("signature must be 65 bytes as hex (0x + 130 hex digits)")
     try:
         return Account.recover_message(message, signature=bytes.fromhex(raw))

@@ -52,11 +52,11 @@ def _settings() -> Any:
 
 def _ledger(settings: Any) -> sessionmaker[Session]:
     from mergenet.db import make_engine, make_session_factory
-    from mergenet.migrate import upgrade
+    from mergenet.rewards.models import ensure_tables
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)  # the schema's one path, shared with `coordinator up`
+    ensure_tables(engine)
     return make_session_factory(engine)
 
 

@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from mergenet.coordinator.db import transaction
+from mergenet.db import transaction, utcnow
 from mergenet.rewards.client import ChainError, RewardContracts, build_signed, wait_receipt
 from mergenet.rewards.models import (
     STATE_CONFIRMED,
     STATE_PENDING,
     STATE_SENT,
     RewardEpoch,
-    utcnow,
 )
 
 if TYPE_CHECKING:

@@ -1,9 +1,9 @@
 """The Celery application for evaluation workers (broker and results on Redis).
 
 Started by ``mergenet worker --coordinator URL`` (checks Redis and the coordinator first), or
-by ``celery --app mergenet.distributed.celery_app worker``. A task carries a recipe and a
+by ``celery --app mergenet.workers.celery_app worker``. A task carries a recipe and a
 sample spec, never weights, and runs the coordinator's own worker code
-(``mergenet.coordinator.evaluation.run_task_here``).
+(``mergenet.workers.evaluate.run_task_here``).
 Delivery is at-least-once: ``acks_late`` with ``reject_on_worker_lost`` puts a task back on
 the queue when its worker dies mid-task, and one task is prefetched at a time so a slow
 worker does not hoard work. Recording exactly once is the caller's part: outcomes carry the
@@ -18,18 +18,19 @@ started twice — harmless for the result, which is recorded once, but wasted wo
 Where a worker finds artifacts is the task's ``WorkerEnv``: a folder it shares with the
 coordinator (``store_root``), or the coordinator's URL, from which it fetches versions,
 deltas and row sets by content hash into its own cache (``mergenet worker``,
-:mod:`mergenet.distributed.worker` and :mod:`mergenet.distributed.fetch`).
+:mod:`mergenet.workers.run` and :mod:`mergenet.workers.fetch`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from celery import Celery
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mergenet.config import get_settings
+from mergenet.protocol.evaluation import EvalTask, WorkerEnv
+from mergenet.workers.evaluate import run_task_here
 
 TASK_NAME = "mergenet.evaluate"
 
@@ -70,10 +71,7 @@ def make_app(redis_url: str | None = None, settings: CelerySettings | None = Non
 
 def evaluate(self, env: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
     """Run one evaluation task (JSON in, JSON out); errors come back inside the outcome."""
-    from mergenet.coordinator.evaluation import EvalTask, SampleSpec, WorkerEnv, run_task_here
-
-    t = EvalTask(key=task["key"], recipe=task["recipe"], sample=SampleSpec(**task["sample"]))
-    return asdict(run_task_here(WorkerEnv(**env), t))
+    return run_task_here(WorkerEnv.from_json(env), EvalTask.from_json(task)).to_json()
 
 
 app = make_app()

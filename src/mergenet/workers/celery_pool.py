@@ -1,6 +1,6 @@
 """``CeleryEvaluationPool``: the coordinator's ``EvaluationPool`` over Celery workers.
 
-Tasks go to the workers of ``mergenet.distributed.celery_app`` as JSON (a recipe and a
+Tasks go to the workers of ``mergenet.workers.celery_app`` as JSON (a recipe and a
 sample spec, never weights). Each task's Celery id is derived from its key and content, so
 the result backend holds at most one result per (candidate, sample): a task delivered twice
 (its first worker died after starting it) still yields one outcome, and ``poll`` hands each
@@ -16,22 +16,24 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from celery import Celery
 from celery.result import AsyncResult
 
-from mergenet.coordinator.evaluation import EvalOutcome, EvalTask, WorkerEnv
-from mergenet.distributed.celery_app import TASK_NAME
-from mergenet.distributed.celery_app import app as default_app
-
-if TYPE_CHECKING:
-    from mergenet.coordinator.runtime import Coordinator
+from mergenet.protocol.evaluation import EvalOutcome, EvalTask, WorkerEnv
+from mergenet.workers.celery_app import TASK_NAME, make_app
+from mergenet.workers.celery_app import app as default_app
 
 
-def task_payload(task: EvalTask) -> dict:
-    return {"key": task.key, "recipe": task.recipe, "sample": asdict(task.sample)}
+class WorkerEnvSource(Protocol):
+    """What ``celery_pool_factory`` needs of the coordinator (workers never import it)."""
+
+    def worker_env(self, coordinator_url: str | None = None) -> WorkerEnv: ...
+
+
+def task_payload(task: EvalTask) -> dict[str, Any]:
+    return task.to_json()
 
 
 def task_id(task: EvalTask) -> str:
@@ -59,7 +61,7 @@ class CeleryEvaluationPool:
         if tid in self._pending:
             return
         result = self.app.send_task(
-            TASK_NAME, args=[asdict(self.env), task_payload(task)], task_id=tid
+            TASK_NAME, args=[self.env.to_json(), task_payload(task)], task_id=tid
         )
         self._pending[tid] = (task.key, result)
 
@@ -77,7 +79,7 @@ class CeleryEvaluationPool:
     def _outcome(self, tid: str) -> EvalOutcome:
         key, result = self._pending.pop(tid)
         if result.successful():
-            return EvalOutcome(**result.result)
+            return EvalOutcome.from_json(result.result)
         return EvalOutcome(key=key, error=f"worker failed: {result.result!r}")
 
     def close(self) -> None:
@@ -87,12 +89,11 @@ class CeleryEvaluationPool:
 
 def celery_pool_factory(
     coordinator_url: str, redis_url: str, capacity: int = 2
-) -> Callable[[Coordinator], CeleryEvaluationPool]:
+) -> Callable[[WorkerEnvSource], CeleryEvaluationPool]:
     """A ``Coordinator(pool_factory=...)`` that sends tasks to Celery workers over
     ``redis_url``, telling them to fetch artifacts from ``coordinator_url``."""
-    from mergenet.distributed.celery_app import make_app
 
-    def build(coord: Coordinator) -> CeleryEvaluationPool:
+    def build(coord: WorkerEnvSource) -> CeleryEvaluationPool:
         env = coord.worker_env(coordinator_url)
         return CeleryEvaluationPool(env, app=make_app(redis_url), capacity=capacity)
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from mergenet.config import get_settings
+
 
 def worker_command(
     coordinator: Annotated[
@@ -36,8 +38,8 @@ def worker_command(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Score the coordinator's candidates: take tasks from Redis, fetch by content hash."""
-    from mergenet.config import get_settings
-    from mergenet.distributed.worker import run_worker
+    # lazy: the worker pulls in Celery, torch and the evaluator; `mergenet --help` must not
+    from mergenet.workers.run import run_worker
 
     try:
         run_worker(

@@ -1,128 +1,52 @@
-"""The evaluation pool: tasks are (recipe, sample spec) → measured results, never weights.
+"""The code a worker runs for one evaluation task: resolve, build, score (any pool runs this).
 
-A task names its parent version by hash and its contributions by sha256; the worker rebuilds
-the candidate from the artifact store (``recipe.build``), scores it and its parent on the same
-seeded sample of a named row set, and returns both ``EvalResult``s plus ‖θ_f − θ_b‖/‖θ_b‖.
-Because only recipes travel, the same interface fits a Celery worker or a Petals peer on
-another machine: its ``WorkerEnv`` names the coordinator's URL instead of a store folder, and
-the worker fetches versions, deltas and row sets by content hash into a local cache, checking
-every hash (:mod:`mergenet.distributed.fetch`).
+A task (:mod:`mergenet.protocol.evaluation`) names its parent version by hash and its
+contributions by sha256; ``_Worker`` resolves them through an ``ArtifactSource`` — the
+coordinator's store folder when it shares the disk (the in-process pool), or a local cache
+filled over HTTP by content hash when it does not (:mod:`mergenet.workers.fetch`) — rebuilds
+the candidate (``recipe.build``), scores it and its parent on the same seeded sample and
+returns both ``EvalResult``s plus ‖θ_f − θ_b‖/‖θ_b‖.
 
-``ProcessEvaluationPool`` is the embedded default: a process pool sized to the machine (one
-torch thread per worker), steady state — a finished task frees its slot at once, there is no
-generation barrier. ``workers=0`` runs tasks in a background thread of this process (handy for
-benchmarks and debugging; same code path).
+Per process it keeps the two most recent parents (model, state dict, tokenizer), parent
+results per (parent, sample) and row sets, so consecutive tasks on one parent load it once.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
-import multiprocessing
 import os
+import threading
 import time
 import traceback
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from mergenet.evaluator.results import EvalResult
+import torch
 
-
-@dataclass(frozen=True)
-class SampleSpec:
-    """Which rows: ``n`` per task (and min(n², held) loss rows) of row set ``rows``, seeded."""
-
-    rows: str
-    n: int
-    seed: int
-
-
-@dataclass(frozen=True)
-class EvalTask:
-    key: str
-    """The caller's id for this task (e.g. ``"c17:selection"``)."""
-    recipe: dict[str, Any]
-    sample: SampleSpec
-
-
-@dataclass
-class EvalOutcome:
-    key: str
-    result: dict[str, Any] | None = None
-    parent_result: dict[str, Any] | None = None
-    relative_distance: float = 0.0
-    seconds: float = 0.0
-    error: str | None = None
-
-    def candidate(self) -> EvalResult:
-        assert self.result is not None
-        return EvalResult.from_dict(self.result)
-
-    def parent(self) -> EvalResult:
-        assert self.parent_result is not None
-        return EvalResult.from_dict(self.parent_result)
-
-
-@dataclass(frozen=True)
-class WorkerEnv:
-    """What a worker needs to resolve recipes and samples: where artifacts are, no state.
-
-    Two modes. Shared disk (the in-process pool): ``store_root`` is the coordinator's artifact
-    store and ``row_sets`` maps row-set names to JSONL paths. HTTP (workers elsewhere):
-    ``coordinator_url`` is where the coordinator serves artifacts by content hash and
-    ``row_set_sha256`` maps row-set names to the sha256 of their JSONL; a worker started with
-    its own coordinator URL (``mergenet worker --coordinator``) uses that one instead, since
-    it knows best how it reaches the coordinator.
-    """
-
-    store_root: str = ""
-    row_sets: dict[str, str] = field(default_factory=dict)
-    """Row-set name → Dharma JSONL path (e.g. ``{"dev": …, "heldout": …}``)."""
-    torch_threads: int = 1
-    coordinator_url: str | None = None
-    row_set_sha256: dict[str, str] = field(default_factory=dict)
-    """Row-set name → sha256 of its JSONL (HTTP mode)."""
-
-    @property
-    def over_http(self) -> bool:
-        return self.coordinator_url is not None
-
-
-class EvaluationPool(Protocol):
-    """Asynchronous evaluation: submit tasks, collect whichever finish first."""
-
-    @property
-    def capacity(self) -> int: ...
-
-    def submit(self, task: EvalTask) -> None: ...
-
-    def in_flight(self) -> int: ...
-
-    def poll(self, timeout: float) -> list[EvalOutcome]: ...
-
-    def close(self) -> None: ...
-
-
-# --------------------------------------------------------------------------- worker side
+from mergenet.evaluator.items import Item
+from mergenet.evaluator.sampling import sample_for_scoring
+from mergenet.evaluator.score import relative_distance_between
+from mergenet.evaluator.scoring import evaluate_items
+from mergenet.merge_strategies.recipe import Recipe, build
+from mergenet.protocol.artifacts import ArtifactLayout, ArtifactSource
+from mergenet.protocol.evaluation import EvalOutcome, EvalTask, SampleSpec, WorkerEnv
+from mergenet.workers.fetch import ArtifactCache, cache_for
 
 
 class _Worker:
     """Per-process cache of parent models, tokenizers and row sets."""
 
     def __init__(self, env: WorkerEnv):
-        import torch
-
         torch.set_num_threads(max(1, env.torch_threads))
         self.env = env
-        self.store_root = Path(env.store_root)
-        self.fetcher = None
+        self.fetcher: ArtifactCache | None = None
+        self.artifacts: ArtifactSource
         if env.over_http:
-            from mergenet.distributed.fetch import cache_for
-
             self.fetcher = cache_for(env)
-        elif not env.store_root:
+            self.artifacts = self.fetcher
+        elif env.store_root:
+            self.artifacts = ArtifactLayout(env.store_root)
+        else:
             raise ValueError(
                 "WorkerEnv needs store_root (a shared artifact folder) or coordinator_url "
                 "(fetch artifacts over HTTP)"
@@ -146,13 +70,11 @@ class _Worker:
         if version_hash in self._parents:
             self._parents.move_to_end(version_hash)
             return self._parents[version_hash]
+        # transformers stays lazy: importing it costs ~2 s, and the coordinator imports this
+        # module (through its in-process pool) in commands that never score.
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        folder = (
-            self.fetcher.version_dir(version_hash)
-            if self.fetcher
-            else self.store_root / "versions" / version_hash
-        )
+        folder = self.artifacts.version_dir(version_hash)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         state = {n: t.detach().clone() for n, t in model.state_dict().items()}
@@ -161,29 +83,13 @@ class _Worker:
             self._parents.popitem(last=False)
         return self._parents[version_hash]
 
-    def items(self, sample: SampleSpec) -> tuple[list[Any], list[Any]]:
-        from mergenet.ecosystem.rows import Item
-        from mergenet.evaluator.sampling import sample_for_scoring
-
+    def items(self, sample: SampleSpec) -> tuple[list[Item], list[Item]]:
         s = sample_for_scoring(self.rows(sample.rows), sample.n, sample.seed)
         items = [Item.from_dharma_row(r) for rows in s.rows.values() for r in rows]
         loss = [Item.from_dharma_row(r) for rows in s.loss_rows.values() for r in rows]
         return items, loss
 
-    def delta_path(self, sha256: str) -> Path:
-        if self.fetcher is not None:
-            return self.fetcher.delta_path(sha256)
-        folder = self.store_root / "deltas" / sha256[:2]
-        lora = folder / f"{sha256}.lora"
-        return lora if lora.exists() else folder / f"{sha256}.safetensors"
-
     def run(self, task: EvalTask) -> EvalOutcome:
-        import torch
-
-        from mergenet.evaluator.score import relative_distance_between
-        from mergenet.evaluator.scoring import evaluate_items
-        from mergenet.merge_strategies.recipe import Recipe, build
-
         started = time.perf_counter()
         recipe = Recipe.model_validate(task.recipe)
         model, parent_state, tokenizer = self.parent(recipe.parent)
@@ -196,7 +102,7 @@ class _Worker:
                 self._parent_results[key] = res.to_dict()
                 while len(self._parent_results) > 64:
                     self._parent_results.popitem(last=False)
-            merged = build(recipe, parent_state, self.delta_path, check_parent=False)
+            merged = build(recipe, parent_state, self.artifacts.delta_path, check_parent=False)
             distance = relative_distance_between(merged, parent_state)
             model.load_state_dict(merged)
             result = evaluate_items(model, tokenizer, items, loss_items).to_dict()
@@ -213,7 +119,7 @@ class _Worker:
 _WORKER: _Worker | None = None
 
 
-def _init_worker(env: WorkerEnv) -> None:
+def init_worker(env: WorkerEnv) -> None:
     global _WORKER
     _WORKER = _Worker(env)
     _exit_with_parent()
@@ -222,10 +128,6 @@ def _init_worker(env: WorkerEnv) -> None:
 def _exit_with_parent() -> None:
     """End this evaluation process when the coordinator is gone (killed, crashed), instead
     of living on as an orphan that holds a core: a daemon thread watches the parent pid."""
-    import os
-    import threading
-    import time
-
     parent = os.getppid()
 
     def watch() -> None:
@@ -236,7 +138,7 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="mergenet-parent-watch", daemon=True).start()
 
 
-def _run_task(task: EvalTask) -> EvalOutcome:
+def run_task(task: EvalTask) -> EvalOutcome:
     assert _WORKER is not None, "worker not initialised"
     try:
         return _WORKER.run(task)
@@ -250,64 +152,4 @@ def run_task_here(env: WorkerEnv, task: EvalTask) -> EvalOutcome:
     global _WORKER
     if _WORKER is None or _WORKER.env != env:
         _WORKER = _Worker(env)
-    return _run_task(task)
-
-
-# --------------------------------------------------------------------------- pool side
-
-
-def default_workers() -> int:
-    """One worker per core (each single-threaded); the API thread is mostly idle."""
-    return max(1, os.cpu_count() or 1)
-
-
-class ProcessEvaluationPool:
-    """The in-process implementation of :class:`EvaluationPool` (see module docstring)."""
-
-    def __init__(self, env: WorkerEnv, workers: int | None = None):
-        self.env = env
-        self.workers = default_workers() if workers is None else workers
-        self._futures: dict[cf.Future[EvalOutcome], str] = {}
-        if self.workers == 0:
-            self._executor: cf.Executor = cf.ThreadPoolExecutor(
-                1, initializer=_init_worker, initargs=(env,)
-            )
-        else:
-            self._executor = cf.ProcessPoolExecutor(
-                self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(env,),
-            )
-
-    @property
-    def capacity(self) -> int:
-        return max(1, self.workers)
-
-    def submit(self, task: EvalTask) -> None:
-        self._futures[self._executor.submit(_run_task, task)] = task.key
-
-    def in_flight(self) -> int:
-        return len(self._futures)
-
-    def poll(self, timeout: float) -> list[EvalOutcome]:
-        if not self._futures:
-            time.sleep(timeout)
-            return []
-        done, _ = cf.wait(list(self._futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        out = []
-        for fut in done:
-            key = self._futures.pop(fut)
-            try:
-                out.append(fut.result())
-            except Exception as exc:  # a dead worker process (BrokenProcessPool) and the like
-                out.append(EvalOutcome(key=key, error=f"worker failed: {exc!r}"))
-        return out
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._futures.clear()
-
-
-def outcome_to_json(outcome: EvalOutcome) -> dict[str, Any]:
-    return asdict(outcome)
+    return run_task(task)

@@ -4,12 +4,14 @@ A Celery task carries a recipe and a sample spec, never weights. The recipe name
 version by state-dict hash and its contributions by sha256; the worker env names each row
 set by the sha256 of its JSONL. This module turns those hashes into local paths:
 
+The folder layout is :mod:`mergenet.protocol.artifacts` (the same as the coordinator's store):
+
 * ``versions/<hash>/`` ← ``GET /api/versions/<hash>/weights`` (tar.gz of the HF folder);
   checked by the state-dict hash of its safetensors (:class:`ModelSource`), so the hash
   that names a version is the hash of what was received;
 * ``deltas/ab/<sha>.safetensors`` ← ``GET /api/deltas/<sha>``, checked by the file's sha256;
   a LoRA adapter arrives as a tar.gz and becomes ``deltas/ab/<sha>.lora/``, checked by
-  :func:`~mergenet.coordinator.signing.adapter_sha256`;
+  :func:`~mergenet.protocol.signing.adapter_sha256`;
 * ``rows/<sha>.jsonl`` ← ``GET /api/rows/<sha>``, checked by the file's sha256.
 
 Why this is safe to share: every download goes to a private temporary name under the cache,
@@ -22,18 +24,20 @@ URL and both hashes. Only safetensors and JSON are accepted inside archives, nev
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tarfile
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
-if TYPE_CHECKING:
-    from mergenet.coordinator.evaluation import WorkerEnv
+from mergenet.config import Settings
+from mergenet.deltas.models import ModelSource
+from mergenet.protocol.artifacts import ArtifactLayout
+from mergenet.protocol.evaluation import WorkerEnv
+from mergenet.protocol.hashes import sha256_file, sha256_hex
+from mergenet.protocol.signing import adapter_folder_sha256
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 _BLOCK = 1 << 20
@@ -48,13 +52,10 @@ class IntegrityError(FetchError):
 
 
 def _hex64(value: str, what: str) -> str:
-    v = value.lower().removeprefix("0x")
-    if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
-        raise FetchError(f"{what} must be a sha256 (64 hex digits), got {value[:80]!r}")
-    return v
+    return sha256_hex(value, what, FetchError)
 
 
-class ArtifactCache:
+class ArtifactCache(ArtifactLayout):
     """Content-addressed local copies of a coordinator's artifacts (see module docstring)."""
 
     def __init__(
@@ -69,8 +70,8 @@ class ArtifactCache:
             raise FetchError(
                 f"the coordinator URL must start with http:// or https://, got {coordinator_url!r}"
             )
+        super().__init__(cache_dir)
         self.url = coordinator_url.rstrip("/")
-        self.root = Path(cache_dir)
         self.max_bytes = max_bytes
         for sub in ("versions", "deltas", "rows", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ class ArtifactCache:
     def version_dir(self, version_hash: str) -> Path:
         """The HF folder of a version, fetched once and checked by its state-dict hash."""
         h = _hex64(version_hash, "version hash")
-        dst = self.root / "versions" / h
+        dst = super().version_dir(h)
         if dst.is_dir():
             return dst
         tmp = self._tmp()
@@ -98,8 +99,6 @@ class ArtifactCache:
                 and not (folder / "model.safetensors.index.json").exists()
             ):
                 raise FetchError(f"version {h[:16]}… arrived without model.safetensors")
-            from mergenet.deltas.models import ModelSource
-
             got = ModelSource(folder).sha256()
             self._check(got, h, f"/api/versions/{h}/weights")
             self._place(folder, dst)
@@ -110,18 +109,15 @@ class ArtifactCache:
     def delta_path(self, sha256: str) -> Path:
         """A dense delta's safetensors file, or a LoRA adapter's folder."""
         sha = _hex64(sha256, "delta sha256")
-        folder = self.root / "deltas" / sha[:2]
-        for p in (folder / f"{sha}.safetensors", folder / f"{sha}.lora"):
+        for p in (self.delta_file(sha, lora=False), self.delta_file(sha, lora=True)):
             if p.exists():
                 return p
-        folder.mkdir(parents=True, exist_ok=True)
+        self.delta_folder(sha).mkdir(parents=True, exist_ok=True)
         tmp = self._tmp()
         try:
             body = tmp / "delta"
             kind = self._download(f"/api/deltas/{sha}", body).get("x-mergenet-delta-kind")
             if kind == "lora":
-                from mergenet.coordinator.signing import adapter_folder_sha256
-
                 adapter = _extract_flat(body, tmp / "x", f"adapter {sha[:16]}…")
                 if (
                     not (adapter / "adapter_model.safetensors").exists()
@@ -131,12 +127,12 @@ class ArtifactCache:
                         f"adapter {sha[:16]}… arrived without adapter_model.safetensors "
                         "and adapter_config.json"
                     )
-                self._check(adapter_folder_sha256(str(adapter)), sha, f"/api/deltas/{sha}")
-                dst = folder / f"{sha}.lora"
+                self._check(adapter_folder_sha256(adapter), sha, f"/api/deltas/{sha}")
+                dst = self.delta_file(sha, lora=True)
                 self._place(adapter, dst)
             elif kind == "dense":
-                self._check(_sha256_file(body), sha, f"/api/deltas/{sha}")
-                dst = folder / f"{sha}.safetensors"
+                self._check(sha256_file(body), sha, f"/api/deltas/{sha}")
+                dst = self.delta_file(sha, lora=False)
                 self._place(body, dst)
             else:
                 raise FetchError(
@@ -150,14 +146,14 @@ class ArtifactCache:
     def rows_path(self, sha256: str) -> Path:
         """A Dharma JSONL row set, by the sha256 of the file."""
         sha = _hex64(sha256, "row set sha256")
-        dst = self.root / "rows" / f"{sha}.jsonl"
+        dst = self.rows_file(sha)
         if dst.exists():
             return dst
         tmp = self._tmp()
         try:
             body = tmp / "rows.jsonl"
             self._download(f"/api/rows/{sha}", body)
-            self._check(_sha256_file(body), sha, f"/api/rows/{sha}")
+            self._check(sha256_file(body), sha, f"/api/rows/{sha}")
             self._place(body, dst)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -219,14 +215,6 @@ def _detail(r: httpx.Response) -> str:
     return r.text[:200]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _extract_flat(archive: Path, out: Path, what: str) -> Path:
     """Extract a tar.gz of one folder of plain files (``name/file``); its folder.
 
@@ -272,8 +260,6 @@ def configure_worker(coordinator_url: str | None, cache_dir: str | Path | None) 
 
 def default_cache_dir() -> Path:
     """``<MERGENET_CACHE_DIR>/worker``: rebuildable, so under the cache, not the data dir."""
-    from mergenet.config import Settings
-
     return Settings().cache_dir / "worker"
 
 

@@ -2,7 +2,7 @@
 
 The worker takes tasks from Redis (a recipe and a sample spec each), fetches what a recipe
 names from the coordinator over HTTP by content hash into its cache
-(:mod:`mergenet.distributed.fetch`), scores the candidate and returns the measurements. It
+(:mod:`mergenet.workers.fetch`), scores the candidate and returns the measurements. It
 needs no shared disk and no database: only the broker and the coordinator's URL.
 
 Both are checked before Celery starts, so a typo in a URL is one clear line and exit code 2
@@ -16,6 +16,14 @@ import socket
 import sys
 from pathlib import Path
 
+import httpx
+import redis
+from kombu.utils.url import maybe_sanitize_url
+
+from mergenet.config import get_settings
+from mergenet.workers.celery_app import make_app
+from mergenet.workers.fetch import configure_worker, default_cache_dir
+
 POOLS = ("auto", "solo", "prefork")
 
 
@@ -25,15 +33,11 @@ class WorkerStartError(RuntimeError):
 
 def redacted(url: str) -> str:
     """The URL with any password masked (it is printed and logged)."""
-    from kombu.utils.url import maybe_sanitize_url
-
     return str(maybe_sanitize_url(url))
 
 
 def check_redis(redis_url: str, timeout: float = 3.0) -> None:
     """PING the broker; a clear error if it is unreachable or refuses us."""
-    import redis
-
     try:
         client = redis.Redis.from_url(
             redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
@@ -51,8 +55,6 @@ def check_redis(redis_url: str, timeout: float = 3.0) -> None:
 
 def check_coordinator(coordinator_url: str, timeout: float = 5.0) -> None:
     """GET /healthz on the coordinator; a clear error if it does not answer ok."""
-    import httpx
-
     if not coordinator_url.startswith(("http://", "https://")):
         raise WorkerStartError(
             f"the coordinator URL must start with http:// or https://, got {coordinator_url!r}"
@@ -105,8 +107,6 @@ def run_worker(
     (``SystemExit(2)``) when Redis or the coordinator cannot be reached or an option is bad,
     so a supervisor sees a configuration error rather than a crash loop.
     """
-    from mergenet.config import get_settings
-
     settings = get_settings()
     url = redis_url or settings.redis_url
     try:
@@ -119,9 +119,6 @@ def run_worker(
     except WorkerStartError as exc:
         print(f"mergenet worker: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-
-    from mergenet.distributed.celery_app import make_app
-    from mergenet.distributed.fetch import configure_worker, default_cache_dir
 
     chosen = pool if pool != "auto" else ("solo" if concurrency == 1 else "prefork")
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()

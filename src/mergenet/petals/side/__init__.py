@@ -3,7 +3,7 @@
 Petals 2.2.0.post1 needs transformers 4.32-4.34; the main environment has transformers 5.
 So the two sides meet only at process boundaries, and nothing here imports the rest of
 ``mergenet`` (whose modules need transformers 5). The main side starts these modules with
-``.venv-petals/bin/python -m mergenet.petals_side.<module>`` and ``PYTHONPATH`` set to the
+``.venv-petals/bin/python -m mergenet.petals.side.<module>`` and ``PYTHONPATH`` set to the
 ``src`` folder; ``mergenet/__init__.py`` is import-free, so that is all they load of mergenet.
 
 Modules:

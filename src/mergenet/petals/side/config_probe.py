@@ -5,7 +5,7 @@ runs this module in ``.venv-petals`` and compares the fields that shape the comp
 what transformers 5 reads, so a silently dropped or renamed field (e.g. ``rope_theta`` moving
 into ``rope_parameters``) fails a test instead of skewing scores.
 
-Usage: ``python -m mergenet.petals_side.config_probe MODEL_DIR``.
+Usage: ``python -m mergenet.petals.side.config_probe MODEL_DIR``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Servers join with ``--initial_peers /ip4/HOST/tcp/PORT/p2p/PEER_ID``; the peer i
 only once the DHT runs. ``petals.cli.run_dht`` logs it; this peer also writes it to
 ``--maddr-file`` so that a container (or script) can wait for the file and read it.
 
-Usage: ``python -m mergenet.petals_side.dht --host-maddrs /ip4/0.0.0.0/tcp/31337
+Usage: ``python -m mergenet.petals.side.dht --host-maddrs /ip4/0.0.0.0/tcp/31337
 --maddr-file /swarm/dht.maddr [--identity-path KEY]``.
 """
 

@@ -11,7 +11,7 @@ Two functions are replaced at runtime before ``petals.cli.run_server.main`` runs
 A model folder written by transformers 5 is served through a translated view (see
 ``compat``), so a raw core-version folder can be given as it is.
 
-Usage: ``python -m mergenet.petals_side.server MODEL_DIR [run_server flags...]``.
+Usage: ``python -m mergenet.petals.side.server MODEL_DIR [run_server flags...]``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def main() -> None:
     _install_replacements()
     import petals.cli.run_server as run_server
 
-    from mergenet.petals_side.compat import readable_folder
+    from mergenet.petals.side.compat import readable_folder
 
     sys.argv[0] = "petals.cli.run_server"
     if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):

@@ -1,13 +1,13 @@
 """The scoring worker: a Petals client behind the ``mergenet-petals/1`` stdin/stdout protocol.
 
 The main environment cannot import Petals (transformers 4.34 vs 5), so it sends token ids
-here and gets logits back; the protocol is documented in ``mergenet.petals_side``. Sequences
+here and gets logits back; the protocol is documented in ``mergenet.petals.side``. Sequences
 of a request are sorted by length and run in right-padded batches of at most
 ``--max-tokens`` padded tokens: with causal attention a token never sees the padding after
 it, so every real position gets exactly the logits of an unpadded forward, while the swarm
 sees a few large requests instead of many small ones.
 
-Usage: ``python -m mergenet.petals_side.worker --model DIR --initial-peers MADDR
+Usage: ``python -m mergenet.petals.side.worker --model DIR --initial-peers MADDR
 --dht-prefix NAME [--max-tokens 4096]``.
 """
 
@@ -67,6 +67,7 @@ def forward(model, sequences: list[list[int]], max_tokens: int) -> list[Any]:
 
 def _load(args: argparse.Namespace):
     import torch
+
     from petals import AutoDistributedModelForCausalLM
 
     return AutoDistributedModelForCausalLM.from_pretrained(
@@ -79,9 +80,10 @@ def _load(args: argparse.Namespace):
 
 def serve(args: argparse.Namespace, out: IO[bytes]) -> int:
     import numpy as np
-    import petals
     import torch
     import transformers
+
+    import petals
 
     torch.set_num_threads(max(1, args.threads))
     try:
