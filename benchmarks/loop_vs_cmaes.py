@@ -112,7 +112,7 @@ def run_cmaes(
 ) -> dict[int, float]:
     from cmaes_search import cmaes_search  # beside this file
     from mergenet.coordinator.artifacts import ArtifactStore
-    from mergenet.coordinator.migrate import upgrade
+    from mergenet.migrate import upgrade
     from mergenet.coordinator.runtime import ensure_base_version
     from mergenet.db import make_engine, make_session_factory
     from mergenet.deltas.hashing import sha256_file

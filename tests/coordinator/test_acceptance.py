@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mergenet.coordinator import models as m
 from mergenet.coordinator.acceptance import BuiltVersion, score_outcome
 from mergenet.coordinator.loop import EvolutionLoop
-from mergenet.coordinator.migrate import upgrade
+from mergenet.migrate import upgrade
 from mergenet.coordinator.settings import LoopSettings
 from mergenet.coordinator.state import current_version, current_weights
 from mergenet.coordinator.status import CandidateStatus, ContributionStatus, Purpose

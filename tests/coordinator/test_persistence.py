@@ -11,7 +11,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from mergenet.coordinator import models as m
-from mergenet.coordinator.migrate import downgrade, upgrade
+from mergenet.migrate import downgrade, upgrade
 from mergenet.db import Base, make_engine, transaction
 
 from .conftest import account, signed_form

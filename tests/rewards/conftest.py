@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from mergenet.db import make_engine, make_session_factory
+from mergenet.migrate import upgrade
 from mergenet.rewards.anvil import AnvilProcess, start_anvil
 from mergenet.rewards.client import RewardContracts, connect
 from mergenet.rewards.deployment import Deployment, deploy_contracts
-from mergenet.rewards.models import ensure_tables
 
 ONE_ETHER = 10**18
 
@@ -68,5 +68,5 @@ def deployed(w3: Web3, anvil: AnvilProcess) -> Deployed:
 @pytest.fixture
 def ledger(tmp_path: Path) -> sessionmaker[Session]:
     engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ensure_tables(engine)
+    upgrade(engine)
     return make_session_factory(engine)

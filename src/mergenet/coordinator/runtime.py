@@ -19,11 +19,12 @@ from mergenet.config import Settings
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.coordinator.loop import EvolutionLoop
-from mergenet.coordinator.migrate import upgrade
+from mergenet.migrate import upgrade
 from mergenet.coordinator.serving import RowSets
 from mergenet.coordinator.settings import CoordinatorSettings, LoopSettings
 from mergenet.coordinator.submissions import SubmissionLimits, SubmissionService
 from mergenet.db import make_engine, make_session_factory, transaction
+from mergenet.deltas.safe_json import restore_recursion_limit
 from mergenet.protocol.evaluation import EvaluationPool, WorkerEnv
 from mergenet.workers.local_pool import ProcessEvaluationPool
 
@@ -114,6 +115,7 @@ class Coordinator:
         self._epoch_thread: threading.Thread | None = None
 
     def open(self) -> Coordinator:
+        restore_recursion_limit()  # py_ecc (eth-account, web3) raised it to 100,000
         data_dir = self.settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(self.settings.resolved_database_url)

@@ -7,8 +7,9 @@ header-first safetensors validation against the parent (names, shapes, dtypes, f
 relative-norm cap) → not a near copy (cosine ≥ ``near_duplicate_cosine`` with any earlier
 delta: credit stays with the earliest). Only then are the contributor, the nonce and the
 contribution rows written and the file moved into the content-addressed store, in one
-transaction. Every rejection is a :class:`SubmissionError` carrying a 4xx status and a message
-that says what to fix; the upload's temporary file is removed.
+transaction. Every rejection raises one of :data:`REJECTIONS` (each derived from an error kind
+of :mod:`mergenet.errors`, which the API maps to a 4xx status) with a message that says what to
+fix; the upload's temporary file is removed.
 """
 
 from __future__ import annotations
@@ -31,19 +32,36 @@ from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.db import transaction
 from mergenet.deltas.errors import DeltaValidationError
+from mergenet.errors import Conflict, InvalidInput, TooLarge, Unauthorized
 from mergenet.protocol.signing import SignatureError, adapter_sha256, verify_submission
 
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _CHUNK = 1 << 20
 
 
-class SubmissionError(Exception):
-    """A rejected upload: ``status`` is the HTTP code, the message says what to fix."""
+class InvalidUpload(InvalidInput):
+    """A malformed upload or form field (the API answers 422)."""
 
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+
+class UnsupportedFormat(InvalidInput):
+    """A pickle or zip checkpoint instead of safetensors (422; it was 415 before the error
+    kinds: the API maps a kind, and no kind means "unsupported media type")."""
+
+
+class BadSignature(Unauthorized):
+    """The signature does not check out over (sha256, parent, nonce, chain id) (401)."""
+
+
+class UploadConflict(Conflict):
+    """Unknown parent, reused nonce, exact or near copy (409)."""
+
+
+class UploadTooLarge(TooLarge):
+    """Over the upload cap for this parent, or an oversized adapter config (413)."""
+
+
+REJECTIONS = (InvalidUpload, UnsupportedFormat, BadSignature, UploadConflict, UploadTooLarge)
+"""Every way an upload is rejected; each is one of the kinds in :mod:`mergenet.errors`."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +90,8 @@ def receive(stream: BinaryIO, dst: Path, cap: int) -> tuple[str, int]:
         while chunk := stream.read(_CHUNK):
             size += len(chunk)
             if size > cap:
-                raise SubmissionError(
-                    413, f"upload is larger than the {cap}-byte cap for this parent model"
+                raise UploadTooLarge(
+                    f"upload is larger than the {cap}-byte cap for this parent model"
                 )
             h.update(chunk)
             out.write(chunk)
@@ -84,14 +102,13 @@ def _sniff(path: Path) -> None:
     with path.open("rb") as fh:
         head = fh.read(8)
     if head[:2] == b"PK":
-        raise SubmissionError(
-            415,
+        raise UnsupportedFormat(
             "this is a zip archive (a torch.save / pickle checkpoint?); "
             "upload the delta as safetensors (safetensors.torch.save_file)",
         )
     if head[:1] == b"\x80" and len(head) > 1 and head[1] in range(2, 6):
-        raise SubmissionError(
-            415, "this is a Python pickle; pickles are never loaded — upload safetensors"
+        raise UnsupportedFormat(
+            "this is a Python pickle; pickles are never loaded — upload safetensors"
         )
 
 
@@ -123,29 +140,27 @@ class SubmissionService:
 
     def _fields(self, up: Upload) -> tuple[str, str, int]:
         if not isinstance(up.address, str) or not is_address(up.address):
-            raise SubmissionError(
-                422, f"address {up.address!r} is not an Ethereum address (0x + 40 hex digits)"
+            raise InvalidUpload(
+                f"address {up.address!r} is not an Ethereum address (0x + 40 hex digits)"
             )
         if not _HEX64.match(up.parent_hash or ""):
-            raise SubmissionError(
-                422, "parent_hash must be the 64-hex-digit hash of the version you fine-tuned"
+            raise InvalidUpload(
+                "parent_hash must be the 64-hex-digit hash of the version you fine-tuned"
             )
         try:
             nonce = int(up.nonce)
         except (TypeError, ValueError):
-            raise SubmissionError(
-                422, f"nonce must be a non-negative integer, got {up.nonce!r}"
-            ) from None
+            raise InvalidUpload(f"nonce must be a non-negative integer, got {up.nonce!r}") from None
         if not 0 <= nonce < 2**63:
-            raise SubmissionError(422, f"nonce must be in [0, 2**63), got {nonce}")
+            raise InvalidUpload(f"nonce must be in [0, 2**63), got {nonce}")
         if not re.fullmatch(r"(0x)?[0-9a-fA-F]{130}", up.signature or ""):
-            raise SubmissionError(422, "signature must be 65 bytes as hex (0x + 130 hex digits)")
+            raise InvalidUpload("signature must be 65 bytes as hex (0x + 130 hex digits)")
         return to_checksum_address(up.address), up.parent_hash.lower().removeprefix("0x"), nonce
 
     def submit(
         self, up: Upload, stream: BinaryIO, adapter_config: bytes | None = None
     ) -> m.Contribution:
-        """Validate and record one delta; raises SubmissionError.
+        """Validate and record one delta; raises one of :data:`REJECTIONS`.
 
         With ``adapter_config`` (the bytes of a PEFT ``adapter_config.json``) the stream is the
         adapter's ``adapter_model.safetensors`` and the signed hash is
@@ -153,7 +168,7 @@ class SubmissionService:
         """
         address, parent_hash, nonce = self._fields(up)
         if adapter_config is not None and len(adapter_config) > 1 << 20:
-            raise SubmissionError(413, "adapter_config.json is over 1 MiB")
+            raise UploadTooLarge("adapter_config.json is over 1 MiB")
         tmp = self.store.incoming(".lora" if adapter_config is not None else ".safetensors")
         weights = tmp / "adapter_model.safetensors" if adapter_config is not None else tmp
         if adapter_config is not None:
@@ -162,13 +177,13 @@ class SubmissionService:
         try:
             sha, size = receive(stream, weights, self.upload_cap(parent_hash))
             if size == 0:
-                raise SubmissionError(422, "the uploaded file is empty")
+                raise InvalidUpload("the uploaded file is empty")
             if adapter_config is not None:
                 sha = adapter_sha256(adapter_config, sha)
             try:
                 verify_submission(address, up.signature, sha, parent_hash, nonce, self.chain_id)
             except SignatureError as exc:
-                raise SubmissionError(401, f"bad signature: {exc}") from None
+                raise BadSignature(f"bad signature: {exc}") from None
             with self._lock:
                 return self._check_and_record(tmp, sha, size, address, parent_hash, nonce, up)
         finally:
@@ -195,19 +210,17 @@ class SubmissionService:
         with self.factory() as s:
             parent = s.scalar(select(m.Version).where(m.Version.hash == parent_hash))
             if parent is None:
-                raise SubmissionError(
-                    409,
+                raise UploadConflict(
                     f"parent {parent_hash[:16]}… is not a version of this network; fine-tune "
                     "the current version (GET /api/versions/current) and sign its hash",
                 )
             if s.get(m.Nonce, (address, nonce)) is not None:
-                raise SubmissionError(
-                    409, f"nonce {nonce} was already used by {address}; sign with a fresh nonce"
+                raise UploadConflict(
+                    f"nonce {nonce} was already used by {address}; sign with a fresh nonce"
                 )
             earlier = s.scalar(select(m.Contribution).where(m.Contribution.sha256 == sha))
             if earlier is not None:
-                raise SubmissionError(
-                    409,
+                raise UploadConflict(
                     f"this exact delta was already submitted by {earlier.address}; "
                     "credit stays with the earliest submission",
                 )
@@ -233,11 +246,11 @@ class SubmissionService:
             msg = str(exc).replace(str(tmp), what).replace(tmp.name, what)
             if "pass the base model" in msg:
                 msg = f"{what} saves full modules (modules_to_save); train LoRA factors only"
-            raise SubmissionError(422, f"invalid {what}: {msg}") from None
+            raise InvalidUpload(f"invalid {what}: {msg}") from None
         except (ValueError, KeyError, TypeError) as exc:  # malformed adapter_config.json
-            raise SubmissionError(422, f"invalid adapter_config.json: {exc}") from None
+            raise InvalidUpload(f"invalid adapter_config.json: {exc}") from None
         if report.delta_norm == 0:
-            raise SubmissionError(422, "the delta is all zeros: it changes nothing")
+            raise InvalidUpload("the delta is all zeros: it changes nothing")
         self._check_near_copy(tmp, others)
         try:
             with transaction(self.factory) as s:
@@ -260,8 +273,8 @@ class SubmissionService:
                 s.flush()
                 self.store.put_delta(tmp, sha)
         except IntegrityError:
-            raise SubmissionError(
-                409, "nonce or delta was recorded concurrently; sign with a fresh nonce"
+            raise UploadConflict(
+                "nonce or delta was recorded concurrently; sign with a fresh nonce"
             ) from None
         return row
 
@@ -276,8 +289,7 @@ class SubmissionService:
                 continue
             cos = delta_cosine(new, as_source(path))
             if cos >= self.limits.near_duplicate_cosine:
-                raise SubmissionError(
-                    409,
+                raise UploadConflict(
                     f"this delta is a near copy (cosine {cos:.3f}) of {sha[:16]}… submitted by "
                     f"{address}; credit stays with the earliest — submit your own fine-tune",
                 )

@@ -26,7 +26,7 @@ def sha256_bytes(data: bytes) -> str:
 
 def _update(h: hashlib._Hash, name: str, t: torch.Tensor) -> None:
     h.update(f"{name}\0{str(t.dtype).removeprefix('torch.')}\0{tuple(t.shape)}\0".encode())
-    h.update(memoryview(t.detach().contiguous().reshape(-1).view(torch.uint8).numpy()))
+    h.update(t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
 
 
 def state_dict_sha256(

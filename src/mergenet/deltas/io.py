@@ -171,7 +171,7 @@ class TensorWriter:
         if TensorSpec.of(tensor) != spec:
             raise ValueError(f"{name}: expected {spec}, got {TensorSpec.of(tensor)}")
         data = tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
-        self._fh.write(memoryview(data))
+        self._fh.write(data.data)
         self._next += 1
 
     def close(self) -> None:

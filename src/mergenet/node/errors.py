@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from mergenet.errors import MergenetError
 
-
-class NodeError(MergenetError, RuntimeError):
+class NodeError(RuntimeError):
     """Something the contributor can fix; the message says what to do."""

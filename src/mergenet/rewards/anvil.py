@@ -20,8 +20,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mergenet.errors import Unavailable
-
 _PLATFORMS = {
     ("Linux", "x86_64"): "linux-amd64",
     ("Linux", "aarch64"): "linux-arm64",
@@ -30,7 +28,7 @@ _PLATFORMS = {
 }
 
 
-class AnvilError(Unavailable):
+class AnvilError(RuntimeError):
     """anvil is missing, failed to start, or did not answer."""
 
 

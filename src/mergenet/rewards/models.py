@@ -1,4 +1,6 @@
-"""The rewards ledger's tables, declared on the coordinator's shared ``Base``.
+"""The rewards ledger's tables, declared on the shared ``Base``.
+
+They are created only by the Alembic migrations (:mod:`mergenet.migrate`), like every table.
 
 Amounts are integer token base units up to 2**256 and are stored as decimal strings
 (``UInt256``) because SQLite integers stop at 2**63 and its NUMERIC is a float.
@@ -17,7 +19,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mergenet.db import Base, utcnow
@@ -97,10 +98,3 @@ class RewardEntry(Base):
     account: Mapped[str] = mapped_column(String(42), primary_key=True)
     cumulative_amount: Mapped[int] = mapped_column(UInt256)
 
-
-REWARD_TABLES = [RewardEpoch.__table__, RewardAccrual.__table__, RewardEntry.__table__]
-
-
-def ensure_tables(engine: Engine) -> None:
-    """Create the ledger's tables if missing (the embedded default has no migration step)."""
-    Base.metadata.create_all(engine, tables=REWARD_TABLES)

@@ -1,7 +1,7 @@
 """Alembic environment for every mergenet table (coordinator state and the rewards ledger).
 
 Imports each model module so ``Base.metadata`` is complete for autogenerate; the connection
-(or URL) is handed in by :mod:`mergenet.coordinator.migrate`, never read from an ini file.
+(or URL) is handed in by :mod:`mergenet.migrate`, never read from an ini file.
 """
 
 from __future__ import annotations

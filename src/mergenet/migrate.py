@@ -1,7 +1,11 @@
 """Bring a database to the newest schema with the Alembic scripts shipped in the package.
 
-``mergenet coordinator up`` calls :func:`upgrade` on start, so an operator never runs
-Alembic by hand; the same function sets up test databases (SQLite and PostgreSQL).
+The one path to the schema: ``mergenet coordinator up`` calls :func:`upgrade` on start and
+every ``mergenet rewards …`` command that opens the ledger calls it too, so an operator never
+runs Alembic by hand and no table is ever created outside a migration (a ledger table made
+directly once broke the next ``coordinator up`` with "table reward_epochs already exists").
+The same function sets up test databases (SQLite and PostgreSQL). It imports nothing of
+mergenet, so any package may call it; the scripts in ``migrations/`` import the models.
 """
 
 from __future__ import annotations
