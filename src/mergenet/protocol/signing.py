@@ -16,8 +16,14 @@ For a PEFT LoRA adapter the signed "sha256" is :func:`adapter_sha256`: the sha25
 ``b"mergenet-lora/1\0" + sha256(adapter_model.safetensors) + b"\0" + adapter_config.json``,
 so the config (rank, alpha, targets — it sets the scale of the update) is signed too.
 
-The chain id binds a signature to one network; the nonce (single-use per address, enforced
-by the coordinator) stops replays of the same upload.
+The chain id binds a signature to one chain; the nonce (single-use per address, enforced
+by the coordinator) stops replays of the same upload. Signatures are accepted only in the
+canonical form of EIP-2 — ``r ‖ s ‖ v`` with ``0 < r, s < n``, **low s** (``s ≤ n/2``) and
+``v`` 27 or 28 (0 or 1 is read as 27 or 28) — so a signature has exactly one accepted
+encoding: its high-s twin ``(r, n − s, v ^ 1)``, which recovers the same address, is refused,
+and :func:`canonical_signature` is what the coordinator stores. Not yet bound: a second
+coordinator on the same chain id accepts the same signed upload (EIP-712 typed data with a
+domain naming the chain id, the distributor contract and a network id is the planned fix).
 """
 
 from __future__ import annotations
@@ -79,16 +85,42 @@ def sign_submission(
     return to_hex(account.sign_message(message).signature)
 
 
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+"""The order of secp256k1; EIP-2 accepts ``s`` only up to ``SECP256K1_N // 2``."""
+
+
+def _canonical_bytes(signature: str) -> bytes:
+    raw = remove_0x_prefix(signature) if isinstance(signature, str) else ""
+    if len(raw) != 130 or not is_hexstr(raw):
+        raise SignatureError("signature must be 65 bytes as hex (0x + 130 hex digits)")
+    sig = bytes.fromhex(raw)
+    r, s, v = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
+    v = v + 27 if v in (0, 1) else v
+    if v not in (27, 28):
+        raise SignatureError(f"signature v must be 27 or 28 (or 0 or 1), got {sig[64]}")
+    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
+        raise SignatureError("signature r and s must lie in (0, n) of secp256k1")
+    if s > SECP256K1_N // 2:
+        raise SignatureError(
+            "signature has a high s value; only low-s signatures (EIP-2, s ≤ n/2) are "
+            "accepted: sign again with eth-account or a current wallet"
+        )
+    return sig[:64] + bytes([v])
+
+
+def canonical_signature(signature: str) -> str:
+    """The one accepted encoding: ``0x`` + lower-case hex of r ‖ s ‖ v (v 27/28, low s)."""
+    return "0x" + _canonical_bytes(signature).hex()
+
+
 def recover_submitter(
     signature: str, sha256: str, parent_hash: str, nonce: int, chain_id: int
 ) -> str:
     """The checksummed address that signed this submission (raises SignatureError)."""
     message = encode_defunct(text=submission_message(sha256, parent_hash, nonce, chain_id))
-    raw = remove_0x_prefix(signature) if isinstance(signature, str) else ""
-    if len(raw) != 130 or not is_hexstr(raw):
-        raise SignatureError("signature must be 65 bytes as hex (0x + 130 hex digits)")
+    sig = _canonical_bytes(signature)
     try:
-        return Account.recover_message(message, signature=bytes.fromhex(raw))
+        return Account.recover_message(message, signature=sig)
     except Exception as exc:  # eth_keys raises several types for invalid points/v
         raise SignatureError(f"signature cannot be recovered: {exc}") from None
 
