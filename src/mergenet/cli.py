@@ -2,16 +2,23 @@
 
 Each component keeps its own ``cli.py`` and imports its heavy dependencies (torch,
 transformers, web3) inside the command functions, so ``mergenet --help`` stays fast.
+
+Errors have one handler, here: any :class:`mergenet.errors.MergenetError` a command raises
+(whatever its kind) prints one ``error: <message>`` line on stderr and exits with status 2;
+commands do not catch them themselves. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from mergenet.coordinator.cli import app as coordinator_app
 from mergenet.demo.cli import demo_command
 from mergenet.ecosystem.cli import app as world_app
 from mergenet.ecosystem.eval_cli import eval_command
+from mergenet.errors import MergenetError
 from mergenet.evaluator.dharma_cli import dharma_app
 from mergenet.merge_strategies.cli import merge_command
 from mergenet.node.cli import app as node_app
@@ -19,8 +26,21 @@ from mergenet.petals.cli import app as petals_app
 from mergenet.rewards.cli import chain_app, rewards_app
 from mergenet.workers.cli import worker_command
 
+
+class _OneErrorHandler(TyperGroup):
+    """The root command group: turns a ``MergenetError`` from any sub-command into one line."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except MergenetError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
     name="mergenet",
+    cls=_OneErrorHandler,
     help="mergenet: contribute fine-tuning deltas, merge them into a core model, earn rewards.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,

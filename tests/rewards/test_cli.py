@@ -1,4 +1,5 @@
-"""``mergenet chain`` and ``mergenet rewards`` end to end: a real detached anvil, real keys."""
+"""``mergenet chain``, ``mergenet rewards`` and the contributor's ``mergenet node`` key, reward
+and claim commands (``--local``: this machine's ledger) end to end: a real detached anvil."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def test_chain_up_is_idempotent_and_rewards_flow(env) -> None:
     assert saved["distributor"] == first["distributor"]
 
     keyfile = tmp / "alice.json"
-    alice = run(runner, "rewards", "new-key", "--out", str(keyfile)).strip()
+    created = run(runner, "node", "keys", "new", "--keystore", str(keyfile))
+    alice = created.split()[2].rstrip(",")  # "new key 0x…, encrypted in …"
     assert "correct horse" not in keyfile.read_text()
     run(runner, "rewards", "accrue", "--contribution", "c1", "--account", alice, "--amount", "2.5")
     out = run(
@@ -75,14 +77,15 @@ def test_chain_up_is_idempotent_and_rewards_flow(env) -> None:
     assert quoted > 0
     assert "epoch 1" in run(runner, "rewards", "close-epoch")
     assert "epoch 1 confirmed" in run(runner, "rewards", "publish")
-    shown = json.loads(run(runner, "rewards", "show", alice, "--json"))
+    shown = json.loads(run(runner, "node", "rewards", "--address", alice, "--local", "--json"))
     assert int(shown["cumulative_amount"]) == 25 * 10**17 + quoted
     assert shown["claimed"]["base_units"] == "0" and shown["proof"] is not None
 
     fund(connect(first["rpc_url"]), alice)
-    claimed = json.loads(run(runner, "rewards", "claim", "--keystore", str(keyfile), "--json"))
+    claim = ["node", "claim", "--keystore", str(keyfile), "--local"]
+    claimed = json.loads(run(runner, *claim, "--json"))
     assert int(claimed["paid"]) == 25 * 10**17 + quoted
-    err = run(runner, "rewards", "claim", "--keystore", str(keyfile), code=2)
+    err = run(runner, *claim, code=2)
     assert "nothing to claim" in err
     assert "agree" in run(runner, "rewards", "reconcile")
 

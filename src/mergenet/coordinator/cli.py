@@ -75,13 +75,9 @@ def up_command(
     factory = None
     if pool is PoolKind.celery:
         from mergenet.workers.celery_pool import celery_pool_factory
-        from mergenet.workers.run import WorkerStartError, check_redis
+        from mergenet.workers.run import check_redis
 
-        try:
-            check_redis(settings.redis_url)
-        except WorkerStartError as exc:
-            typer.echo(f"mergenet coordinator: {exc}", err=True)
-            raise typer.Exit(2) from None
+        check_redis(settings.redis_url)  # WorkerStartError: one `error:` line, exit 2
         shown = "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
         factory = celery_pool_factory(
             advertise_url or f"http://{shown}:{bind_port}", settings.redis_url, capacity

@@ -58,10 +58,6 @@ class World:
         return self.root / "dharma" / f"{split}.jsonl"
 
     @property
-    def report_path(self) -> Path:
-        return self.root / "report.json"
-
-    @property
     def contributor_names(self) -> list[str]:
         return [c.name for c in self.spec.contributors]
 

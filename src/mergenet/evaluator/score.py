@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from mergenet.errors import InvalidInput
 from mergenet.protocol.results import EvalResult
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ DEFAULT_ALPHAS = (0.25, 0.25, 0.25, 0.25)
 PERFORMANCE_ATTRS = ("acc_choice", "acc_letter")
 
 
-class ScoreError(ValueError):
+class ScoreError(InvalidInput):
     """Score inputs or parameters that cannot give a meaningful score."""
 
 

@@ -11,7 +11,7 @@ run mergekit's own implementation tensor by tensor (``merge_tensors``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -140,6 +140,4 @@ def tensor_generator(seed: int, name: str) -> torch.Generator:
     return torch.Generator().manual_seed(tensor_seed(seed, name))
 
 
-StrategyFactory = Callable[[], Strategy]
-Weights = Sequence[float]
 __all__ = ["Kernel", "Params", "Strategy", "tensor_generator", "tensor_seed"]

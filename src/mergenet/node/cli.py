@@ -1,7 +1,8 @@
 """``mergenet node …``: what a contributor runs, from a key to a claimed reward.
 
 Every expected failure (no keystore, wrong password, bad data, an unreachable coordinator, a
-rejected upload) ends with one ``error:`` line saying what to do and exit code 2.
+rejected upload) raises a ``MergenetError`` (``NodeError`` here); the ``mergenet`` command
+prints it as one ``error:`` line saying what to do and exits with code 2.
 """
 
 from __future__ import annotations
@@ -33,17 +34,6 @@ KeystoreOpt = Annotated[
         "--keystore", help="Keystore file (default <MERGENET_DATA_DIR>/node/keystore.json)."
     ),
 ]
-
-
-@contextmanager
-def _friendly() -> Iterator[None]:
-    from mergenet.node.errors import NodeError
-
-    try:
-        yield
-    except NodeError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
 
 
 def _settings() -> Settings:
@@ -94,8 +84,7 @@ def keys_new(keystore: KeystoreOpt = None) -> None:
     from mergenet.node.keys import new_key
 
     path = keystore or _home().keystore
-    with _friendly():
-        address = new_key(path, _password(confirm=True))
+    address = new_key(path, _password(confirm=True))
     typer.echo(f"new key {address}, encrypted in {path}")
 
 
@@ -105,12 +94,11 @@ def keys_import(keystore: KeystoreOpt = None) -> None:
     from mergenet.node.keys import import_key
 
     path = keystore or _home().keystore
-    with _friendly():
-        if sys.stdin.isatty():
-            raw = typer.prompt("Private key (hex)", hide_input=True)
-        else:
-            raw = sys.stdin.readline()
-        address = import_key(path, raw, _password(confirm=True))
+    if sys.stdin.isatty():
+        raw = typer.prompt("Private key (hex)", hide_input=True)
+    else:
+        raw = sys.stdin.readline()
+    address = import_key(path, raw, _password(confirm=True))
     typer.echo(f"imported {address}, encrypted in {path}")
 
 
@@ -119,8 +107,7 @@ def keys_show(keystore: KeystoreOpt = None) -> None:
     """Print the key's address (no password needed; the key itself is never shown)."""
     from mergenet.node.keys import show_address
 
-    with _friendly():
-        typer.echo(show_address(keystore or _home().keystore))
+    typer.echo(show_address(keystore or _home().keystore))
 
 
 # ---------------------------------------------------------------------------- the work
@@ -134,7 +121,6 @@ def pull_command(coordinator: CoordinatorOpt = None) -> None:
     from mergenet.node.pull import pull_current
 
     with (
-        _friendly(),
         _client(coordinator) as client,
         Progress(
             "[progress.description]{task.description}",
@@ -178,27 +164,26 @@ def finetune_command(
     from mergenet.node.pull import current_pulled
 
     home = _home()
-    with _friendly():
-        rows = read_rows(data)
-        pulled = current_pulled(home)
-        target = out or home.outputs / time.strftime("%Y%m%d-%H%M%S")
-        cfg = FinetuneConfig(steps=steps, lr=lr, lora=lora, seed=seed)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            "{task.fields[loss]}",
-            TimeRemainingColumn(),
-        ) as bar:
-            task = bar.add_task("fine-tuning", total=steps, loss="")
-            result = finetune(
-                pulled.path,
-                pulled.version_hash,
-                rows,
-                target,
-                cfg,
-                on_step=lambda s, loss: bar.update(task, completed=s, loss=f"loss {loss:.3f}"),
-            )
+    rows = read_rows(data)
+    pulled = current_pulled(home)
+    target = out or home.outputs / time.strftime("%Y%m%d-%H%M%S")
+    cfg = FinetuneConfig(steps=steps, lr=lr, lora=lora, seed=seed)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "{task.fields[loss]}",
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("fine-tuning", total=steps, loss="")
+        result = finetune(
+            pulled.path,
+            pulled.version_hash,
+            rows,
+            target,
+            cfg,
+            on_step=lambda s, loss: bar.update(task, completed=s, loss=f"loss {loss:.3f}"),
+        )
     typer.echo(
         f"{result.rows} rows, {result.steps} steps in {result.seconds:.0f} s, loss "
         f"{result.first_loss:.3f} → {result.last_loss:.3f}\n{result.kind} written to {result.out}\n"
@@ -228,17 +213,16 @@ def submit_command(
     from mergenet.node.submit import follow, record, resolve_artifact, submit_artifact
 
     home = _home()
-    with _friendly():
-        artifact = resolve_artifact(path or _newest(home), parent)
-        account = _account(keystore)
-        with _client(coordinator) as client:
-            chain_id = int(client.get("/api/info", "asking for the chain id")["chain_id"])
-            info = submit_artifact(client, account, artifact, chain_id)
-            record(home.data_dir / "submissions.jsonl", info, client.url)
-            typer.echo(f"submitted {info['sha256'][:16]} as {account.address}")
-            if wait > 0:
-                with _spinner("evaluating against the current version"):
-                    info = follow(client, info["sha256"], timeout=wait)
+    artifact = resolve_artifact(path or _newest(home), parent)
+    account = _account(keystore)
+    with _client(coordinator) as client:
+        chain_id = int(client.get("/api/info", "asking for the chain id")["chain_id"])
+        info = submit_artifact(client, account, artifact, chain_id)
+        record(home.data_dir / "submissions.jsonl", info, client.url)
+        typer.echo(f"submitted {info['sha256'][:16]} as {account.address}")
+        if wait > 0:
+            with _spinner("evaluating against the current version"):
+                info = follow(client, info["sha256"], timeout=wait)
     typer.echo(_describe(info))
 
 
@@ -291,20 +275,62 @@ def status_command(coordinator: CoordinatorOpt = None) -> None:
     if not entries:
         typer.echo("no submissions yet: `mergenet node submit`")
         return
-    with _friendly(), _client(coordinator) as client:
+    with _client(coordinator) as client:
         for entry in entries:
             typer.echo(_describe(client.contribution(entry["sha256"])))
 
 
+LocalOpt = Annotated[
+    bool,
+    typer.Option(
+        "--local",
+        help="Read the ledger and chain of this machine's data dir (the coordinator's "
+        "operator) instead of asking a coordinator.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _reward_status(address: str, coordinator: str | None, local: bool) -> Any:
+    """The reward status of ``address``: from the coordinator, or with ``local`` from this
+    machine's ledger and chain (what ``mergenet rewards show`` read before it moved here)."""
+    if not local:
+        from mergenet.node.claim import reward_status
+
+        with _client(coordinator) as client:
+            return reward_status(client, address)
+    from mergenet.rewards.chain import open_chain
+    from mergenet.rewards.ledger import open_ledger
+    from mergenet.rewards.service import rewards_for_address
+
+    settings = _settings()
+    contracts = open_chain(settings)
+    with open_ledger(settings)() as session:
+        return rewards_for_address(session, address, contracts)
+
+
 @app.command("rewards")
-def rewards_command(coordinator: CoordinatorOpt = None, keystore: KeystoreOpt = None) -> None:
-    """Accrued, published, claimed and claimable tokens of your address."""
-    from mergenet.node.claim import reward_status
+def rewards_command(
+    coordinator: CoordinatorOpt = None,
+    keystore: KeystoreOpt = None,
+    address: Annotated[
+        str | None, typer.Option(help="Any address (0x…) instead of your keystore's.")
+    ] = None,
+    local: LocalOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accrued, published, claimed and claimable tokens of your address (or ``--address``),
+    with the current proof in ``--json``."""
+    import json
+
     from mergenet.node.keys import show_address
     from mergenet.rewards.units import format_tokens
 
-    with _friendly(), _client(coordinator) as client:
-        status = reward_status(client, show_address(keystore or _home().keystore))
+    who = address or show_address(keystore or _home().keystore)
+    status = _reward_status(who, coordinator, local)
+    if as_json:
+        typer.echo(json.dumps(status.to_json(), indent=2))
+        return
 
     def fmt(v: int | None) -> str:
         return "?" if v is None else format_tokens(v)
@@ -316,12 +342,31 @@ def rewards_command(coordinator: CoordinatorOpt = None, keystore: KeystoreOpt = 
 
 
 @app.command("claim")
-def claim_command(coordinator: CoordinatorOpt = None, keystore: KeystoreOpt = None) -> None:
+def claim_command(
+    coordinator: CoordinatorOpt = None,
+    keystore: KeystoreOpt = None,
+    local: LocalOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Claim every published reward, signed with your own key; prints the tokens received."""
-    from mergenet.node.claim import claim
+    import json
 
-    with _friendly(), _client(coordinator) as client:
-        result = claim(client, _account(keystore), _settings().chain_url)
+    account = _account(keystore)
+    if local:
+        from mergenet.rewards.chain import open_chain
+        from mergenet.rewards.claim import claim_rewards
+
+        status = _reward_status(account.address, None, local=True)
+        result = claim_rewards(open_chain(_settings()), account, status)
+    else:
+        from mergenet.node.claim import claim
+
+        with _client(coordinator) as client:
+            result = claim(client, account, _settings().chain_url)
+    if as_json:
+        data = {**result.__dict__, "paid": str(result.paid), "balance": str(result.balance)}
+        typer.echo(json.dumps(data, indent=2))
+        return
     typer.echo(result.describe())
 
 
@@ -334,13 +379,10 @@ def serve_command(
     """Lend this machine to the network: ``--worker`` scores candidates for the coordinator."""
     from mergenet.node.errors import NodeError
 
-    with _friendly():
-        if not worker:
-            raise NodeError("say what to serve: `mergenet node serve --worker`")
-        try:
-            from mergenet.workers.run import run_worker
-        except ImportError:
-            raise NodeError(
-                "this build has no evaluation worker yet (mergenet.workers.run)"
-            ) from None
-        run_worker(coordinator or _settings().coordinator_url, concurrency=concurrency)
+    if not worker:
+        raise NodeError("say what to serve: `mergenet node serve --worker`")
+    try:
+        from mergenet.workers.run import run_worker
+    except ImportError:
+        raise NodeError("this build has no evaluation worker yet (mergenet.workers.run)") from None
+    run_worker(coordinator or _settings().coordinator_url, concurrency=concurrency)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mergenet.errors import MergenetError
 
-class NodeError(RuntimeError):
+
+class NodeError(MergenetError, RuntimeError):
     """Something the contributor can fix; the message says what to do."""

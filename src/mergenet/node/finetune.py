@@ -144,10 +144,3 @@ def _write_delta(parent_dir: Path, model, path: Path) -> None:
     except DeltaValidationError as exc:
         raise NodeError(f"the fine-tuned model does not match its parent: {exc}") from None
     save_file({n: t.contiguous() for n, t in delta.items()}, str(path))
-
-
-def read_meta(folder: Path) -> dict:
-    path = folder / META
-    if not path.exists():
-        raise NodeError(f"{folder} has no {META}: pass --parent with the version hash it came from")
-    return json.loads(path.read_text())

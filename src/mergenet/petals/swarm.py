@@ -194,14 +194,6 @@ def up(
     return state
 
 
-def add_peers(state_root: Path, name: str, peers: list[Peer]) -> None:
-    """Record extra peers (e.g. a candidate's servers) so that ``down`` stops them too."""
-    folder = swarm_dir(state_root, name)
-    state = SwarmState.load(folder)
-    state.peers += peers
-    state.save(folder)
-
-
 def down(state_root: Path, name: str = "core") -> list[Peer]:
     """Stop every peer group of the swarm (servers first) and forget its state."""
     folder = swarm_dir(state_root, name)

@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mergenet.errors import Unavailable
+
 _PLATFORMS = {
     ("Linux", "x86_64"): "linux-amd64",
     ("Linux", "aarch64"): "linux-arm64",
@@ -28,7 +30,7 @@ _PLATFORMS = {
 }
 
 
-class AnvilError(RuntimeError):
+class AnvilError(Unavailable):
     """anvil is missing, failed to start, or did not answer."""
 
 

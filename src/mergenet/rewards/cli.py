@@ -1,20 +1,22 @@
 """``mergenet chain …`` and ``mergenet rewards …``.
 
 web3, SQLAlchemy models and eth-account are imported inside the commands so that
-``mergenet --help`` stays fast. Expected failures (no chain, wrong password, bad input) print
-one line saying what to fix and exit with code 2; ``reconcile`` exits 1 on any difference.
+``mergenet --help`` stays fast. Expected failures (no chain, wrong password, bad input) raise
+error kinds, which the ``mergenet`` command prints as one line saying what to fix (exit code 2);
+``reconcile`` exits 1 on any difference. The contributor's own commands (a key, a reward
+status, a claim) live in ``mergenet node``; their old spellings here say where they moved.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+from mergenet.errors import InvalidInput
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -26,24 +28,6 @@ T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-@contextmanager
-def _friendly_errors() -> Iterator[None]:
-    from mergenet.rewards.anvil import AnvilError
-    from mergenet.rewards.client import ChainError
-    from mergenet.rewards.keystore import KeystoreError
-    from mergenet.rewards.ledger import LedgerError
-
-    try:
-        yield
-    except (AnvilError, ChainError, KeystoreError, LedgerError) as exc:
-        raise _fail(str(exc)) from None
-
-
 def _settings() -> Any:
     from mergenet.config import get_settings
 
@@ -51,13 +35,9 @@ def _settings() -> Any:
 
 
 def _ledger(settings: Any) -> sessionmaker[Session]:
-    from mergenet.db import make_engine, make_session_factory
-    from mergenet.migrate import upgrade
+    from mergenet.rewards.ledger import open_ledger
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)  # the schema's one path, shared with `coordinator up`
-    return make_session_factory(engine)
+    return open_ledger(settings)
 
 
 def _emit(as_json: bool, data: Any, text: Callable[[], str]) -> None:
@@ -73,8 +53,7 @@ def chain_up_command(as_json: JsonOpt = False) -> None:
     and record their addresses in the data directory. Safe to run again."""
     from mergenet.rewards.chain import chain_up
 
-    with _friendly_errors():
-        result = chain_up(_settings())
+    result = chain_up(_settings())
     dep = result.deployment
     _emit(
         as_json,
@@ -105,18 +84,17 @@ def chain_status_command(as_json: JsonOpt = False) -> None:
     """Show the recorded deployment, the chain's current epoch and root."""
     from mergenet.rewards.chain import open_chain
 
-    with _friendly_errors():
-        contracts = open_chain(_settings())
-        data = {
-            "rpc_url": contracts.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
-            "chain_id": contracts.w3.eth.chain_id,
-            "block": contracts.w3.eth.block_number,
-            "token": contracts.token.address,
-            "distributor": contracts.distributor.address,
-            "registry": contracts.registry.address,
-            "epoch": contracts.epoch(),
-            "merkle_root": "0x" + contracts.merkle_root().hex(),
-        }
+    contracts = open_chain(_settings())
+    data = {
+        "rpc_url": contracts.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+        "chain_id": contracts.w3.eth.chain_id,
+        "block": contracts.w3.eth.block_number,
+        "token": contracts.token.address,
+        "distributor": contracts.distributor.address,
+        "registry": contracts.registry.address,
+        "epoch": contracts.epoch(),
+        "merkle_root": "0x" + contracts.merkle_root().hex(),
+    }
     _emit(as_json, data, lambda: "\n".join(f"{k:12} {v}" for k, v in data.items()))
 
 
@@ -129,25 +107,12 @@ def chain_fund_command(
     from mergenet.rewards.chain import fund_local
 
     if not 0 < ether <= 1e6:
-        raise _fail("--ether must be in (0, 1e6]")
-    with _friendly_errors():
-        balance = fund_local(_settings(), address, int(ether * 10**18))
+        raise InvalidInput("--ether must be in (0, 1e6]")
+    balance = fund_local(_settings(), address, int(ether * 10**18))
     typer.echo(f"{address} now holds {balance / 10**18:g} ether")
 
 
 # ---------------------------------------------------------------------------------- rewards
-
-
-@rewards_app.command("new-key")
-def new_key_command(
-    out: Annotated[Path, typer.Option(help="Where to write the encrypted keystore.")],
-) -> None:
-    """Create a contributor key as an encrypted keystore (password: MERGENET_KEYSTORE_PASSWORD)."""
-    from mergenet.rewards.keystore import create_keystore, keystore_password
-
-    with _friendly_errors():
-        address = create_keystore(out, keystore_password(_settings()))
-    typer.echo(address)
 
 
 def _parse_time(value: str | None, name: str) -> datetime:
@@ -157,7 +122,7 @@ def _parse_time(value: str | None, name: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         example = "2025-01-31T12:00:00+00:00"
-        raise _fail(f"--{name} must be an ISO 8601 time such as {example}") from None
+        raise InvalidInput(f"--{name} must be an ISO 8601 time such as {example}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -189,29 +154,27 @@ def accrue_command(
     from mergenet.rewards.units import format_tokens, to_base_units
 
     if (amount is None) == (score is None):
-        raise _fail("give exactly one of --amount (tokens) or --score (with --threshold)")
+        raise InvalidInput("give exactly one of --amount (tokens) or --score (with --threshold)")
     t = None
     if score is not None:
         if threshold is None:
-            raise _fail("--score needs --threshold (set it above the no-change score)")
-        from mergenet.evaluator.score import ScoreError
-
-        try:
+            raise InvalidInput("--score needs --threshold (set it above the no-change score)")
+        try:  # ScoreError is an InvalidInput already; the policy's checks raise ValueError
             quote = quote_reward(
                 score,
                 submitted_at=_parse_time(submitted_at, "submitted-at"),
                 parent_published_at=_parse_time(parent_published_at, "parent-published-at"),
                 policy=RewardPolicy(threshold=threshold, base_reward=base_reward, beta=beta),
             )
-        except (ScoreError, ValueError) as exc:
-            raise _fail(str(exc)) from None
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
         units, t = quote.amount, quote.t
     else:
         try:
             units = to_base_units(float(amount))  # type: ignore[arg-type]
         except ValueError as exc:
-            raise _fail(str(exc)) from None
-    with _friendly_errors(), transaction(_ledger(_settings())) as session:
+            raise InvalidInput(str(exc)) from None
+    with transaction(_ledger(_settings())) as session:
         row = accrue(
             session, contribution_id=contribution, account=account, amount=units, score=score, t=t
         )
@@ -232,7 +195,7 @@ def close_epoch_command(as_json: JsonOpt = False) -> None:
     from mergenet.rewards.ledger import close_epoch
     from mergenet.rewards.units import format_tokens
 
-    with _friendly_errors(), transaction(_ledger(_settings())) as session:
+    with transaction(_ledger(_settings())) as session:
         epoch = close_epoch(session)
         data = None
         if epoch is not None:
@@ -256,10 +219,9 @@ def publish_command(as_json: JsonOpt = False) -> None:
     from mergenet.rewards.publish import publish_pending
 
     settings = _settings()
-    with _friendly_errors():
-        contracts = open_chain(settings)
-        owner = coordinator_account(settings)
-        done = publish_pending(_ledger(settings), contracts, owner)
+    contracts = open_chain(settings)
+    owner = coordinator_account(settings)
+    done = publish_pending(_ledger(settings), contracts, owner)
     data = [p.__dict__ for p in done]
     _emit(
         as_json,
@@ -282,7 +244,7 @@ def reconcile_command(as_json: JsonOpt = False) -> None:
     from mergenet.rewards.reconcile import reconcile
 
     settings = _settings()
-    with _friendly_errors(), _ledger(settings)() as session:
+    with _ledger(settings)() as session:
         report = reconcile(session, open_chain(settings))
     _emit(
         as_json,
@@ -299,69 +261,26 @@ def reconcile_command(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-def _status(address: str, coordinator: str | None, settings: Any) -> Any:
-    from mergenet.rewards.service import RewardStatus, rewards_for_address
+# ------------------------------------------------------------- folded into `mergenet node`
 
-    if coordinator:
-        import httpx
-
-        url = f"{coordinator.rstrip('/')}/api/rewards/{address}"
-        try:
-            response = httpx.get(url, timeout=30)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise _fail(f"could not fetch {url}: {exc}") from None
-        return RewardStatus.from_json(response.json())
-    from mergenet.rewards.chain import open_chain
-
-    contracts = open_chain(settings)
-    with _ledger(settings)() as session:
-        return rewards_for_address(session, address, contracts)
+MOVED = {
+    "new-key": "mergenet node keys new --keystore PATH",
+    "show": "mergenet node rewards --address ADDRESS [--local]",
+    "claim": "mergenet node claim --keystore PATH [--local]",
+}
+"""The contributor's commands that were here twice; ``mergenet node`` is their one place."""
 
 
-@rewards_app.command("show")
-def show_command(
-    address: Annotated[str, typer.Argument(help="Contributor address (0x…).")],
-    coordinator: Annotated[
-        str | None, typer.Option(help="Coordinator URL; default: the local ledger.")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Accrued, published and claimed rewards of an address, with its current proof."""
-    from mergenet.rewards.units import format_tokens
-
-    settings = _settings()
-    with _friendly_errors():
-        status = _status(address, coordinator, settings)
-
-    def text() -> str:
-        claimed = "?" if status.claimed is None else format_tokens(status.claimed)
-        return (
-            f"{status.address}: accrued {format_tokens(status.accrued)}, published "
-            f"{format_tokens(status.published)} (epoch {status.epoch}), claimed {claimed}"
-        )
-
-    _emit(as_json, status.to_json(), text)
+def _moved(old: str, new: str) -> None:
+    @rewards_app.command(
+        old,
+        hidden=True,
+        add_help_option=False,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def moved() -> None:
+        raise InvalidInput(f"`mergenet rewards {old}` moved: use `{new}`")
 
 
-@rewards_app.command("claim")
-def claim_command(
-    keystore: Annotated[Path, typer.Option(help="The contributor's encrypted keystore.")],
-    coordinator: Annotated[
-        str | None, typer.Option(help="Coordinator URL to fetch the proof from; default: local.")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Claim every published reward for the keystore's address, signed with that key."""
-    from mergenet.rewards.chain import open_chain
-    from mergenet.rewards.keystore import keystore_password, load_keystore
-
-    settings = _settings()
-    with _friendly_errors():
-        account = load_keystore(keystore, keystore_password(settings))
-        status = _status(account.address, coordinator, settings)
-        from mergenet.rewards.claim import claim_rewards
-
-        result = claim_rewards(open_chain(settings), account, status)
-    data = {**result.__dict__, "paid": str(result.paid), "balance": str(result.balance)}
-    _emit(as_json, data, result.describe)
+for _old, _new in MOVED.items():
+    _moved(_old, _new)

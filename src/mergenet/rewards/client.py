@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mergenet.errors import Unavailable
+
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from web3 import Web3
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from mergenet.rewards.deployment import Deployment
 
 
-class ChainError(RuntimeError):
+class ChainError(Unavailable):
     """The chain could not be reached or answered something unexpected."""
 
 

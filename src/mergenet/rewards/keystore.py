@@ -12,13 +12,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mergenet.errors import Unauthorized
+
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from mergenet.config import Settings
 
 
-class KeystoreError(RuntimeError):
+class KeystoreError(Unauthorized):
     """Missing keystore or password, or a password that does not open the keystore."""
 
 
@@ -70,7 +72,9 @@ def load_keystore(path: Path, password: str) -> LocalAccount:
     from eth_account import Account
 
     if not path.exists():
-        raise KeystoreError(f"no keystore at {path}: create one with `mergenet rewards new-key`")
+        raise KeystoreError(
+            f"no keystore at {path}: create one with `mergenet node keys new --keystore PATH`"
+        )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from mergenet.db import utcnow
+from mergenet.errors import InvalidInput
 from mergenet.rewards.merkle import MAX_AMOUNT, MerkleTree
 from mergenet.rewards.models import (
     STATE_CONFIRMED,
@@ -24,8 +26,11 @@ from mergenet.rewards.models import (
     RewardEpoch,
 )
 
+if TYPE_CHECKING:
+    from mergenet.config import Settings
 
-class LedgerError(ValueError):
+
+class LedgerError(InvalidInput):
     """Bad input to the ledger, or a ledger that contradicts itself."""
 
 
@@ -144,3 +149,15 @@ def accrued_total(session: Session, account: str) -> int:
 
 def latest_confirmed_epoch(session: Session) -> RewardEpoch | None:
     return latest_epoch(session, state=STATE_CONFIRMED)
+
+
+def open_ledger(settings: Settings) -> sessionmaker[Session]:
+    """Sessions on the ledger in ``settings``' database, migrated to the newest schema first
+    (Alembic is the schema's one path; ``coordinator up`` migrates the same way)."""
+    from mergenet.db import make_engine, make_session_factory
+    from mergenet.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    return make_session_factory(engine)

@@ -21,13 +21,14 @@ import redis
 from kombu.utils.url import maybe_sanitize_url
 
 from mergenet.config import get_settings
+from mergenet.errors import Unavailable
 from mergenet.workers.celery_app import make_app
 from mergenet.workers.fetch import configure_worker, default_cache_dir
 
 POOLS = ("auto", "solo", "prefork")
 
 
-class WorkerStartError(RuntimeError):
+class WorkerStartError(Unavailable):
     """A precondition of starting the worker failed; the message says what to fix."""
 
 
