@@ -10,7 +10,8 @@ commands do not catch them themselves. Anything else is a bug and keeps its trac
 
 from __future__ import annotations
 
-import click
+from typing import Any
+
 import typer
 from typer.core import TyperGroup
 
@@ -30,7 +31,7 @@ from mergenet.workers.cli import worker_command
 class _OneErrorHandler(TyperGroup):
     """The root command group: turns a ``MergenetError`` from any sub-command into one line."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
             return super().invoke(ctx)
         except MergenetError as exc:

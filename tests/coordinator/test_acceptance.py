@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from mergenet.coordinator import models as m
 from mergenet.coordinator.acceptance import BuiltVersion, score_outcome
 from mergenet.coordinator.loop import EvolutionLoop
-from mergenet.migrate import upgrade
 from mergenet.coordinator.settings import LoopSettings
 from mergenet.coordinator.state import current_version, current_weights
 from mergenet.coordinator.status import CandidateStatus, ContributionStatus, Purpose
 from mergenet.db import make_engine, make_session_factory, transaction
 from mergenet.evaluator.score import ScoreParams
 from mergenet.merge_strategies.recipe import Recipe
+from mergenet.migrate import upgrade
 from mergenet.protocol.evaluation import EvalOutcome, EvalTask
 from mergenet.protocol.results import EvalResult, TaskResult
 
@@ -284,7 +284,9 @@ def test_mutation_and_crossover_never_build_on_a_rejected_candidate(factory) -> 
             )
     with transaction(factory) as s:
         best = loop._members(s, BASE, None)
-        recipe, kind = loop._propose(s, current_version(s))
+        proposal = loop._propose(s, current_version(s))
+    assert proposal is not None
+    recipe, kind = proposal
     assert [c.gain for c in best] == [0.1]
     assert kind == "mutation"
     assert [c.sha256 for c in recipe.contributions] == [SHA[1]]

@@ -180,9 +180,10 @@ class EvolutionLoop:
             busy = len(self._in_flight)
             if cfg.max_evaluations and evolution_evaluations(s) + busy >= cfg.max_evaluations:
                 return None
-            recipe, kind = self._propose(s, version)
-            if recipe is None:
+            proposal = self._propose(s, version)
+            if proposal is None:
                 return None
+            recipe, kind = proposal
             single_sha = recipe.contributions[0].sha256 if kind == Kind.SINGLE else None
             cand = _new_candidate(s, recipe, kind, version.selection_seed, single_sha)
             return self._dispatch(cand, Purpose.SELECTION, cand.sample_seed, cfg.rows)
@@ -258,7 +259,7 @@ class EvolutionLoop:
             q = q.where(m.Candidate.strategy == strategy)
         return list(s.scalars(q.limit(self.config.top_k)))
 
-    def _propose(self, s: Session, version: m.Version) -> tuple[Recipe | None, Kind | None]:
+    def _propose(self, s: Session, version: m.Version) -> tuple[Recipe, Kind] | None:
         cfg = self.config
         pool = list(
             s.scalars(
@@ -268,7 +269,7 @@ class EvolutionLoop:
             )
         )
         if not pool:
-            return None, None
+            return None
         rng = np.random.default_rng([cfg.seed, _counter(s, "proposals")])
         strategy = heuristic.sample(current_weights(s), rng)
         parent = version.hash
