@@ -21,6 +21,7 @@ import redis
 from kombu.utils.url import maybe_sanitize_url
 
 from mergenet.config import get_settings
+from mergenet.deltas.safe_json import restore_recursion_limit
 from mergenet.errors import Unavailable
 from mergenet.workers.celery_app import make_app
 from mergenet.workers.fetch import configure_worker, default_cache_dir
@@ -108,6 +109,7 @@ def run_worker(
     (``SystemExit(2)``) when Redis or the coordinator cannot be reached or an option is bad,
     so a supervisor sees a configuration error rather than a crash loop.
     """
+    restore_recursion_limit()  # py_ecc (eth-account, web3) raised it to 100,000
     settings = get_settings()
     url = redis_url or settings.redis_url
     try:
