@@ -26,7 +26,14 @@ from typing import Any
 import safetensors.torch  # noqa: F401  (imported once here, shared by every forked child)
 import torch
 
-from mergenet.deltas.validate import DeltaReport, ValidationLimits, validate_delta_file
+from mergenet.deltas.lora import LoraDelta
+from mergenet.deltas.models import ModelSource
+from mergenet.deltas.validate import (
+    DeltaReport,
+    ValidationLimits,
+    validate_delta_file,
+    validate_lora_adapter,
+)
 from mergenet.errors import MergenetError, TooLarge
 
 
@@ -48,10 +55,6 @@ def _apply_limits(sb: dict[str, Any]) -> None:
 
 
 def _validate(path: Path, parent_dir: Path, limits: ValidationLimits) -> DeltaReport:
-    from mergenet.deltas.lora import LoraDelta
-    from mergenet.deltas.models import ModelSource
-    from mergenet.deltas.validate import validate_lora_adapter
-
     parent = ModelSource(parent_dir)
     if path.is_dir():
         LoraDelta(path)  # merges read adapters without the base: no full modules
