@@ -302,3 +302,56 @@ def test_the_accuracy_term_uses_the_task_weights_of_s() -> None:
     assert uniform.breakdown["accuracy_gain"] == pytest.approx(0.0)
     assert weighted.breakdown["accuracy_gain"] == pytest.approx(0.75 * 0.25 - 0.25 * 0.25)
     assert weighted.gain - weighted.breakdown["score_gain"] == pytest.approx(2.0 * 0.125)
+
+
+class CountingHooks:
+    def __init__(self) -> None:
+        self.scored: list[str] = []
+
+    def contribution_scored(self, session: Session, contribution: m.Contribution) -> None:
+        self.scored.append(contribution.sha256)
+
+    def version_accepted(self, session: Session, version: m.Version) -> None:
+        pass
+
+
+def _new_version(factory: sessionmaker[Session], h: str) -> None:
+    with transaction(factory) as s:
+        s.add(m.Version(hash=h, parent_hash=BASE, weights_path=f"versions/{h}", selection_seed=2))
+
+
+def test_a_version_accepted_mid_scoring_does_not_score_a_contribution_twice(factory) -> None:
+    pool = FakePool(lambda task: BETTER)
+    pool.capacity = 6
+    hooks = CountingHooks()
+    settings = LoopSettings(strategies=("task_arithmetic",))
+    loop = EvolutionLoop(factory, None, pool, settings, hooks, build=fake_build)
+    loop._fill()
+    assert len(pool.submitted) == 2  # one scoring per contribution, both in flight
+    _new_version(factory, "c" * 64)
+    loop._fill()  # the version changed: the contributions wait for their scorings in flight
+    assert len(pool.submitted) == 2
+    loop.step(0)
+    assert sorted(hooks.scored) == sorted(SHA)  # each scored (and rewarded) exactly once
+    with factory() as s:
+        scored_on = {c.scored_on for c in s.scalars(select(m.Contribution))}
+    assert scored_on == {BASE}
+
+
+def test_a_scoring_queued_on_a_replaced_version_fails_instead_of_staying_queued(factory) -> None:
+    pool = FakePool(lambda task: BETTER)
+    make_loop(factory, pool)._fill()
+    pool.pending.clear()  # the process dies: the two scorings stay queued in the database
+    _new_version(factory, "c" * 64)
+    restarted = make_loop(factory, pool)
+    restarted._fill()
+    rows = candidates(factory)
+    old = [c for c in rows if c.parent_hash == BASE]
+    new = [c for c in rows if c.parent_hash == "c" * 64]
+    assert [(c.status, c.error) for c in old] == [
+        (CandidateStatus.FAILED, "parent superseded before evaluation")
+    ] * 2
+    assert len(new) == 2 and all(c.status == CandidateStatus.QUEUED for c in new)
+    restarted.step(0)
+    with factory() as s:
+        assert {c.scored_on for c in s.scalars(select(m.Contribution))} == {"c" * 64}

@@ -268,8 +268,8 @@ class Acceptance:
         self, s: Session, cand: m.Candidate, outcome: EvalOutcome, scored: Scored
     ) -> None:
         c = s.scalar(select(m.Contribution).where(m.Contribution.sha256 == cand.contribution_sha))
-        if c is None:
-            return
+        if c is None or c.status != ContributionStatus.RECEIVED:
+            return  # scored already: a score and a reward are recorded once
         c.status, c.score, c.gain, c.scored_on = (
             ContributionStatus.SCORED,
             scored.score,

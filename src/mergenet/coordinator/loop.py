@@ -189,22 +189,34 @@ class EvolutionLoop:
             return self._dispatch(cand, Purpose.SELECTION, cand.sample_seed, cfg.rows)
 
     def _next_contribution(self, s: Session, version: m.Version) -> EvalTask | None:
-        """1. new contributions are scored first, on the current version."""
+        """1. new contributions are scored first, on the current version.
+
+        One scoring at a time per contribution: while one is in flight (even on a version
+        replaced since) the contribution waits for it, so a version accepted mid-scoring
+        cannot get it scored (and rewarded) twice. A queued scoring on a replaced version
+        that is not in flight (left by a restart) fails instead of staying queued forever.
+        """
         for c in s.scalars(
             select(m.Contribution)
             .where(m.Contribution.status == ContributionStatus.RECEIVED)
             .order_by(m.Contribution.id)
         ):
-            cand = s.scalar(
+            queued = s.scalars(
                 select(m.Candidate).where(
                     m.Candidate.contribution_sha == c.sha256,
                     m.Candidate.kind == Kind.CONTRIBUTION,
                     m.Candidate.status == CandidateStatus.QUEUED,
-                    m.Candidate.parent_hash == version.hash,
                 )
-            )
-            if cand is not None and cand.id in self._in_flight:
+            ).all()
+            if any(q.id in self._in_flight for q in queued):
                 continue
+            cand = None
+            for q in queued:
+                if q.parent_hash == version.hash:
+                    cand = q
+                else:
+                    q.status = CandidateStatus.FAILED
+                    q.error = "parent superseded before evaluation"
             if cand is None:
                 recipe = proposals.scoring_recipe(version.hash, c.sha256)
                 cand = _new_candidate(s, recipe, Kind.CONTRIBUTION, secrets.randbits(62), c.sha256)
