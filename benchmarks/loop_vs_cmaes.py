@@ -112,11 +112,11 @@ def run_cmaes(
 ) -> dict[int, float]:
     from cmaes_search import cmaes_search  # beside this file
     from mergenet.coordinator.artifacts import ArtifactStore
-    from mergenet.migrate import upgrade
     from mergenet.coordinator.runtime import ensure_base_version
     from mergenet.db import make_engine, make_session_factory
     from mergenet.deltas.hashing import sha256_file
     from mergenet.merge_strategies.recipe import build
+    from mergenet.migrate import upgrade
     from mergenet.protocol.evaluation import SampleSpec, WorkerEnv
     from mergenet.workers.local_pool import ProcessEvaluationPool
 

@@ -11,8 +11,8 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from mergenet.coordinator import models as m
-from mergenet.migrate import downgrade, upgrade
 from mergenet.db import Base, make_engine, transaction
+from mergenet.migrate import downgrade, upgrade
 
 from .conftest import account, signed_form
 

@@ -19,12 +19,12 @@ from mergenet.config import Settings
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.coordinator.loop import EvolutionLoop
-from mergenet.migrate import upgrade
 from mergenet.coordinator.serving import RowSets
 from mergenet.coordinator.settings import CoordinatorSettings, LoopSettings
 from mergenet.coordinator.submissions import SubmissionLimits, SubmissionService
 from mergenet.db import make_engine, make_session_factory, transaction
 from mergenet.deltas.safe_json import restore_recursion_limit
+from mergenet.migrate import upgrade
 from mergenet.protocol.evaluation import EvaluationPool, WorkerEnv
 from mergenet.workers.local_pool import ProcessEvaluationPool
 
