@@ -54,7 +54,7 @@ def _point(e: m.Evaluation, c: m.Candidate) -> dict[str, Any]:
     }
 
 
-def _evaluations() -> Select[tuple[m.Evaluation, m.Candidate]]:
+def _evaluations() -> Select[m.Evaluation, m.Candidate]:
     return select(m.Evaluation, m.Candidate).join(
         m.Candidate, m.Candidate.id == m.Evaluation.candidate_id
     )

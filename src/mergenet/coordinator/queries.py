@@ -1,21 +1,20 @@
-"""Read side of the API: plain dicts from the database, so routes stay one line each."""
+"""Read side of the API: plain dicts from the database, so routes stay one line each.
+
+The dicts are the wire shapes :mod:`mergenet.coordinator.api.schemas` describes; a missing
+resource raises :class:`mergenet.errors.NotFound` (the API answers 404 with its message).
+"""
 
 from __future__ import annotations
 
-import io
-import tarfile
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mergenet.coordinator import models as m
-from mergenet.coordinator.state import CONFIRMATION, SELECTION, current_version, current_weights
-
-
-class NotFound(LookupError):
-    """A resource that does not exist; the API answers 404 with this message."""
+from mergenet.coordinator.state import Purpose, current_version, current_weights
+from mergenet.errors import NotFound
 
 
 def _iso(t: Any) -> str | None:
@@ -117,16 +116,6 @@ def mergekit_yaml(s: Session, version_hash: str) -> str:
     return note + to_yaml(config)
 
 
-def archive(folder: Path, name: str) -> bytes:
-    """A gzipped tar of an HF folder (loads with ``from_pretrained`` after extraction)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for f in sorted(folder.iterdir()):
-            if f.is_file():
-                tar.add(f, arcname=f"{name}/{f.name}")
-    return buf.getvalue()
-
-
 def history(s: Session) -> dict[str, Any]:
     """Score over time: every loop evaluation, accepted versions and contributions."""
     evals = s.execute(
@@ -170,52 +159,30 @@ def strategies(s: Session) -> dict[str, Any]:
     return {"current": current_weights(s), "history": list(steps.values())}
 
 
-def metrics_text(s: Session, in_flight: int) -> str:
-    """Prometheus text exposition (format 0.0.4)."""
-    lines: list[str] = []
+@dataclass(frozen=True)
+class Counts:
+    """What ``/metrics`` exposes, read in one session."""
 
-    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP {name} {help_}")
-        lines.append(f"# TYPE {name} {kind}")
-        lines.extend(f"{name}{labels} {value:.10g}" for labels, value in samples)
+    contributions_by_status: dict[str, int]
+    evaluations_by_purpose: dict[str, int]
+    """Every purpose, zero included."""
+    versions: int
+    current_gain: float
+    strategy_weights: dict[str, float]
 
+
+def counts(s: Session) -> Counts:
     by_status = s.execute(
         select(m.Contribution.status, func.count()).group_by(m.Contribution.status)
     ).all()
-    metric(
-        "mergenet_contributions_total",
-        "gauge",
-        "Contributions by status.",
-        [(f'{{status="{st}"}}', float(n)) for st, n in by_status] or [('{status="received"}', 0)],
-    )
     by_purpose = dict(
         s.execute(select(m.Evaluation.purpose, func.count()).group_by(m.Evaluation.purpose)).all()
     )
-    metric(
-        "mergenet_evaluations_total",
-        "counter",
-        "Finished evaluations by purpose.",
-        [
-            (f'{{purpose="{p}"}}', float(by_purpose.get(p, 0)))
-            for p in (SELECTION, CONFIRMATION, "contribution")
-        ],
-    )
-    n_versions = s.scalar(select(func.count()).select_from(m.Version)) or 0
-    metric(
-        "mergenet_versions_total", "counter", "Core versions (base included).", [("", n_versions)]
-    )
     v = current_version(s)
-    metric(
-        "mergenet_current_version_gain",
-        "gauge",
-        "S - S_0 of the current version on its confirmation sample.",
-        [("", float(v.gain or 0.0) if v is not None else 0.0)],
+    return Counts(
+        contributions_by_status={str(st): int(n) for st, n in by_status},
+        evaluations_by_purpose={str(p): int(by_purpose.get(p, 0)) for p in Purpose},
+        versions=int(s.scalar(select(func.count()).select_from(m.Version)) or 0),
+        current_gain=float(v.gain or 0.0) if v is not None else 0.0,
+        strategy_weights=dict(sorted(current_weights(s).items())),
     )
-    metric(
-        "mergenet_strategy_weight",
-        "gauge",
-        "H(s), the strategy distribution.",
-        [(f'{{strategy="{k}"}}', w) for k, w in sorted(current_weights(s).items())],
-    )
-    metric("mergenet_evaluations_in_flight", "gauge", "Tasks in the pool.", [("", in_flight)])
-    return "\n".join(lines) + "\n"

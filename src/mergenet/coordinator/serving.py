@@ -2,44 +2,52 @@
 
 A Celery worker on another machine gets a recipe and a sample spec, never weights; it fetches
 what the recipe names from here and checks every byte against the hash it asked for
-(:mod:`mergenet.distributed.fetch`). Three kinds of artifact:
+(:mod:`mergenet.workers.fetch`). Three kinds of artifact:
 
 * a **delta** by its sha256: a dense delta is the stored ``.safetensors`` file itself; a LoRA
   adapter (stored as a folder) goes out as a ``.tar.gz`` of its two files, whose hash is
-  :func:`mergenet.coordinator.signing.adapter_sha256`;
-* a **version** by its state-dict hash: the existing ``GET /api/versions/{hash}/weights``
-  archive (an HF folder);
+  :func:`mergenet.protocol.signing.adapter_sha256`;
+* a **version** by its state-dict hash: ``GET /api/versions/{hash}/weights``, an HF folder as
+  ``.tar.gz``, built once per version and kept (:class:`VersionArchives`);
 * a **row set** (Dharma JSONL) by the sha256 of the file: a worker's task names row sets by
   the name the loop uses ("dev"), and the worker env maps that name to the content hash, so a
   coordinator restarted on other rows can never be answered from a stale cache.
 
-Only what the coordinator already holds is served; nothing here writes.
+Only what the coordinator already holds is served; the only write is the archive cache.
 """
 
 from __future__ import annotations
 
-import re
+import io
+import os
+import tarfile
+import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mergenet.coordinator.artifacts import ArtifactStore
-from mergenet.coordinator.queries import NotFound, archive
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+from mergenet.errors import NotFound
+from mergenet.protocol.hashes import sha256_file, sha256_hex
 
 DENSE, LORA = "dense", "lora"
 
 
-def content_hash(value: str, what: str) -> str:
-    """The lower-case 64-hex form of ``value``; a clear error for anything else."""
-    v = value.lower().removeprefix("0x")
-    if not _HEX64.match(v):
-        raise BadHash(f"{what} must be a sha256 (64 hex digits), got {value[:80]!r}")
-    return v
+def write_archive(folder: Path, name: str, out: BinaryIO) -> None:
+    """A gzipped tar of the files of ``folder`` under ``name/`` (an HF folder loads with
+    ``from_pretrained`` after extraction). Files in name order, so the listing is stable."""
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for f in sorted(folder.iterdir()):
+            if f.is_file():
+                tar.add(f, arcname=f"{name}/{f.name}")
 
 
-class BadHash(ValueError):
-    """A path parameter that is not a sha256; the API answers 422 with this message."""
+def archive(folder: Path, name: str) -> bytes:
+    """:func:`write_archive` into memory (small folders: a LoRA adapter)."""
+    buf = io.BytesIO()
+    write_archive(folder, name, buf)
+    return buf.getvalue()
 
 
 @dataclass(frozen=True)
@@ -57,27 +65,72 @@ class DeltaArtifact:
 
 
 def delta(store: ArtifactStore, sha256: str) -> DeltaArtifact:
-    """The stored delta with this content hash (404 if the store has none)."""
-    sha = content_hash(sha256, "delta sha256")
+    """The stored delta with this content hash (NotFound if the store has none)."""
+    sha = sha256_hex(sha256, "delta sha256")
     path = store.delta_path(sha)
     if not path.exists():
         raise NotFound(f"no delta with sha256 {sha} in the artifact store")
     return DeltaArtifact(sha, LORA if path.is_dir() else DENSE, path)
 
 
+class VersionArchives:
+    """Each version's weights as ``.tar.gz``, built on first request and kept in ``folder``.
+
+    A version is named by the hash of its weights, so its archive never goes stale: one build
+    per version for the life of the data dir (before: a 9.5 MB gzip rebuilt on every request,
+    ~1 s of CPU each). A build writes a private temporary file and renames it into place, so
+    a reader sees a whole archive or none, and concurrent first requests build it once (one
+    lock per version).
+    """
+
+    def __init__(self, store: ArtifactStore, folder: Path):
+        self.store = store
+        self.folder = Path(folder)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.builds = 0
+        """Archives built by this object (tests and logs read it)."""
+
+    def path(self, version_hash: str, weights_path: str) -> Path:
+        """The archive of the version stored at ``weights_path`` (relative to the store)."""
+        key = sha256_hex(version_hash, "version hash")
+        out = self.folder / f"{key}.tar.gz"
+        if out.is_file():
+            return out
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if not out.is_file():
+                self._build(self.store.root / weights_path, key, out)
+        return out
+
+    def _build(self, src: Path, key: str, out: Path) -> None:
+        if not src.is_dir():
+            raise NotFound(f"the weights of version {key[:16]}… are not in the artifact store")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.{uuid.uuid4().hex}.tmp"
+        try:
+            with tmp.open("wb") as fh:
+                write_archive(src, key[:16], fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.builds += 1
+
+
 class RowSets:
     """The Dharma row sets this coordinator scores on, by name and by content hash."""
 
     def __init__(self, paths: dict[str, Path]):
-        from mergenet.deltas.hashing import sha256_file
-
         self.paths = {name: Path(p) for name, p in paths.items()}
         self.hashes = {name: sha256_file(p) for name, p in self.paths.items()}
         self._by_hash = {h: self.paths[n] for n, h in self.hashes.items()}
 
     def path(self, sha256: str) -> Path:
         """The JSONL file with this content hash (only the coordinator's own row sets)."""
-        sha = content_hash(sha256, "row set sha256")
+        sha = sha256_hex(sha256, "row set sha256")
         if sha not in self._by_hash:
             raise NotFound(
                 f"no row set with sha256 {sha}; this coordinator serves {sorted(self.hashes)}"

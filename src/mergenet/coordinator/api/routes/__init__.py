@@ -1,0 +1,1 @@
+"""One router per resource; :func:`mergenet.coordinator.app.create_app` includes them all."""
