@@ -3,8 +3,14 @@
 For each task it measures the whole-row perplexity of the completion row, the answer loss
 given the prompt, and two multiple-choice accuracies: by the answer-letter logits of the
 Dharma row (Dharma/axolotl style) and by the log-likelihood of each choice's text after
-the question (lm-eval's multiple-choice method). All sequences of a call are packed into a
-few long sequences with a block-diagonal mask, so nothing is spent on padding.
+the question (lm-eval's multiple-choice method).
+
+Every sequence of a call goes into token prefix trees (``prefix_tree.py``): a question's prompt
+is computed once for its four choices, its answer-loss row and the start of its letter prompt,
+and no padding token is ever scored. Trees are short (``DEFAULT_TREE_TOKENS``) and several go
+into one forward pass (``BATCH_TOKENS``), so attention is never quadratic in a long pack (the
+first scorer's 1,024-token packs with a dense block mask made it 6x slower than lm-eval's padded
+batches). Log-probabilities are taken only at the positions that predict a scored token.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from transformers import PreTrainedModel
 
 from mergenet.evaluator.encoding import (
     encode_completions,
@@ -23,10 +30,15 @@ from mergenet.evaluator.encoding import (
     letter_token_ids,
 )
 from mergenet.evaluator.items import Item
-from mergenet.evaluator.packing import pack_rows, to_tensors
+from mergenet.evaluator.prefix_tree import PrefixTree, build_trees, to_batch
 from mergenet.protocol.results import EvalResult, TaskResult
 
 ProgressFn = Callable[[int, int], None]
+
+DEFAULT_TREE_TOKENS = 256
+"""Tokens per prefix tree (one batch row): attention is quadratic only within a tree."""
+BATCH_TOKENS = 2048
+"""Tokens per forward pass: several trees side by side, so the linear layers see big matrices."""
 
 
 @dataclass(frozen=True)
@@ -41,57 +53,94 @@ class RowScore:
     last_logits: torch.Tensor | None
 
 
-@torch.no_grad()
+def _forward_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(**batch).logits.float()
+
+
+def _node_logprobs(trees: Sequence[PrefixTree], logits: torch.Tensor) -> list[list[float]]:
+    """log p(node's token | its ancestors) per node of each tree; 0 for a root."""
+    batch, length, vocab = logits.shape
+    flat = logits.reshape(batch * length, vocab)
+    rows, cols, where = [], [], []
+    for b, tree in enumerate(trees):
+        for i, (parent, token) in enumerate(zip(tree.parents, tree.tokens, strict=True)):
+            if parent >= 0:
+                rows.append(b * length + parent)
+                cols.append(token)
+                where.append((b, i))
+    out = [[0.0] * len(t) for t in trees]
+    if rows:
+        r = torch.tensor(rows)
+        picked = flat[r, torch.tensor(cols)] - torch.logsumexp(flat[r], dim=-1)
+        for (b, i), v in zip(where, picked.tolist(), strict=True):
+            out[b][i] = v
+    return out
+
+
+def _path_sums(tree: PrefixTree, node_lp: list[float]) -> list[float]:
+    """Cumulative log-probability from the root to each node (preorder: parents first)."""
+    cum = [0.0] * len(tree)
+    for i, parent in enumerate(tree.parents):
+        if parent >= 0:
+            cum[i] = cum[parent] + node_lp[i]
+    return cum
+
+
+@torch.inference_mode()
 def score_sequences(
     model: torch.nn.Module,
     sequences: Sequence[tuple[list[int], int]],
     *,
-    max_tokens: int = 1024,
+    max_tokens: int = DEFAULT_TREE_TOKENS,
     keep_last_logits: Sequence[int] | None = None,
     progress: ProgressFn | None = None,
 ) -> list[RowScore]:
-    """Score ``(ids, answer_start)`` sequences.
+    """Score ``(ids, answer_start)`` sequences; shared prefixes are computed once.
 
+    ``max_tokens`` caps the tokens of one prefix tree (one row of a forward batch).
     ``keep_last_logits`` names vocabulary ids whose logits at each row's last position are kept
-    (the answer letters, for letter accuracy).
+    (the answer letters, for letter accuracy). A model that is not a transformers
+    ``PreTrainedModel`` (the Petals client) gets plain block-diagonal packs, one per forward.
     """
-    packs = pack_rows([ids for ids, _ in sequences], max_tokens=max_tokens)
-    out: list[RowScore | None] = [None] * len(sequences)
+    if any(not ids for ids, _ in sequences):
+        raise ValueError("cannot score an empty sequence")
+    share = isinstance(model, PreTrainedModel)
+    trees = build_trees([ids for ids, _ in sequences], max_tokens=max_tokens, share=share)
+    per_forward = max(1, BATCH_TOKENS // max(max_tokens, 1)) if share else 1
     keep = torch.tensor(keep_last_logits) if keep_last_logits is not None else None
+    out: list[RowScore | None] = [None] * len(sequences)
     was_training = model.training
     model.eval()
-    for done, pack in enumerate(packs, start=1):
-        inputs = to_tensors([pack])
-        logits = model(**inputs).logits[0].float()
-        logprobs = torch.log_softmax(logits, dim=-1)
-        ids = inputs["input_ids"][0]
-        for key, (start, end) in zip(pack.keys, pack.spans, strict=True):
-            # log p(token t | tokens < t) for t in (start, end)
-            lp = logprobs[start : end - 1].gather(1, ids[start + 1 : end, None])[:, 0]
-            answer_start = sequences[key][1]
-            answer_lp = lp[max(answer_start - 1, 0) :]
-            last = logits[end - 1, keep].clone() if keep is not None else None
-            out[key] = RowScore(
-                total_logprob=float(lp.sum()),
-                n_tokens=end - start - 1,
-                answer_logprob=float(answer_lp.sum()),
-                n_answer_tokens=int(answer_lp.numel()),
-                last_logits=last,
-            )
+    for first in range(0, len(trees), per_forward):
+        group = trees[first : first + per_forward]
+        logits = _forward_logits(model, to_batch(group))
+        for b, (tree, node_lp) in enumerate(zip(group, _node_logprobs(group, logits), strict=True)):
+            cum = _path_sums(tree, node_lp)
+            for key, path in tree.paths.items():
+                ids, answer_start = sequences[key]
+                start = max(answer_start, 1)
+                last = path[-1]
+                out[key] = RowScore(
+                    total_logprob=cum[last],
+                    n_tokens=len(ids) - 1,
+                    answer_logprob=cum[last] - cum[path[start - 1]] if start <= len(ids) else 0.0,
+                    n_answer_tokens=max(len(ids) - start, 0),
+                    last_logits=logits[b, last, keep].clone() if keep is not None else None,
+                )
         if progress:
-            progress(done, len(packs))
+            progress(min(first + per_forward, len(trees)), len(trees))
     model.train(was_training)
     return [r for r in out if r is not None]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_items(
     model: torch.nn.Module,
     tokenizer,
     items: Sequence[Item],
     loss_items: Sequence[Item] | None = None,
     *,
-    max_tokens: int = 1024,
+    max_tokens: int = DEFAULT_TREE_TOKENS,
     progress: ProgressFn | None = None,
 ) -> EvalResult:
     """Per-task results over ``items`` (PPL, accuracies) and ``loss_items`` (answer loss).
