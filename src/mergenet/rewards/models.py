@@ -9,6 +9,7 @@ Amounts are integer token base units up to 2**256 and are stored as decimal stri
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     DateTime,
@@ -23,12 +24,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mergenet.db import Base, utcnow
 
-STATE_PENDING = "pending"
-"""Closed, root computed, not (known to be) sent; may hold a signed transaction."""
-STATE_SENT = "sent"
-"""Transaction handed to the node; no receipt seen yet."""
-STATE_CONFIRMED = "confirmed"
-"""The chain holds this epoch's root (or a later epoch superseded it on chain)."""
+
+class EpochState(StrEnum):
+    """``reward_epochs.state``: pending → sent → confirmed (the member is the stored string)."""
+
+    PENDING = "pending"
+    """Closed, root computed, not (known to be) sent; may hold a signed transaction."""
+    SENT = "sent"
+    """Transaction handed to the node; no receipt seen yet."""
+    CONFIRMED = "confirmed"
+    """The chain holds this epoch's root (or a later epoch superseded it on chain)."""
+
+
+STATE_PENDING, STATE_SENT, STATE_CONFIRMED = (
+    EpochState.PENDING,
+    EpochState.SENT,
+    EpochState.CONFIRMED,
+)
 
 
 class UInt256(TypeDecorator[int]):
@@ -97,4 +109,3 @@ class RewardEntry(Base):
     epoch_number: Mapped[int] = mapped_column(ForeignKey("reward_epochs.number"), primary_key=True)
     account: Mapped[str] = mapped_column(String(42), primary_key=True)
     cumulative_amount: Mapped[int] = mapped_column(UInt256)
-
