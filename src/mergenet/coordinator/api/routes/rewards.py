@@ -10,7 +10,7 @@ from mergenet.coordinator import queries
 from mergenet.coordinator.api import schemas
 from mergenet.coordinator.api.deps import ContractsDep, CoordinatorDep, SessionDep
 from mergenet.coordinator.api.errors import documented
-from mergenet.errors import InvalidInput, NotFound
+from mergenet.errors import InvalidInput, NotFound, Unavailable
 from mergenet.rewards.service import rewards_for_address
 
 router = APIRouter(prefix="/api", tags=["rewards"])
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api", tags=["rewards"])
     "/rewards/{address}",
     summary="Accrued, published and claimable rewards",
     response_model=schemas.RewardStatus,
-    responses=documented(InvalidInput),
+    responses=documented(InvalidInput, Unavailable),
 )
 def rewards(session: SessionDep, contracts: ContractsDep, address: str) -> Any:
     return rewards_for_address(session, address, contracts).to_json()
