@@ -13,7 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+
+from eth_typing import ABI
 
 SOURCES_DIR = Path(__file__).parent / "sources"
 ARTIFACTS_PATH = Path(__file__).parent / "artifacts.json"
@@ -30,7 +31,7 @@ class Artifact:
     """One compiled contract: what deployment and clients need, plus its provenance."""
 
     name: str
-    abi: list[dict[str, Any]]
+    abi: ABI
     bytecode: str
     """Init code (0x-hex) for a normal deployment."""
     bytecode_runtime: str

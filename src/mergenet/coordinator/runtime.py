@@ -18,12 +18,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from mergenet.config import Settings
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
+from mergenet.coordinator.chain import ChainHooks
+from mergenet.coordinator.epochs import EpochPublisher
 from mergenet.coordinator.loop import EvolutionLoop
 from mergenet.coordinator.serving import RowSets
 from mergenet.coordinator.settings import CoordinatorSettings, LoopSettings
 from mergenet.coordinator.submissions import SubmissionLimits, SubmissionService
 from mergenet.db import make_engine, make_session_factory, transaction
+from mergenet.deltas.models import ModelSource
 from mergenet.deltas.safe_json import restore_recursion_limit
+from mergenet.ecosystem.spec import WorldSpec
+from mergenet.ecosystem.world import build_world
 from mergenet.migrate import upgrade
 from mergenet.protocol.evaluation import EvaluationPool, WorkerEnv
 from mergenet.workers.local_pool import ProcessEvaluationPool
@@ -46,8 +51,6 @@ def resolve_inputs(settings: Settings, cs: CoordinatorSettings) -> Inputs:
         if cs.heldout_rows is not None:
             rows["heldout"] = cs.heldout_rows
         return Inputs(cs.base_dir, rows)
-    from mergenet.ecosystem.spec import WorldSpec
-    from mergenet.ecosystem.world import build_world
 
     world = build_world(WorldSpec(seed=settings.world_seed), settings.world_root)
     return Inputs(
@@ -67,7 +70,6 @@ def ensure_base_version(
         first = s.scalar(select(m.Version).order_by(m.Version.id).limit(1))
         if first is not None:
             return first
-    from mergenet.deltas.models import ModelSource
 
     staging = store.staging_dir()
     for f in base_dir.iterdir():
@@ -110,8 +112,8 @@ class Coordinator:
         self.engine: Engine | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.chain = None
-        self.epochs = None
+        self.chain: ChainHooks | None = None
+        self.epochs: EpochPublisher | None = None
         self._epoch_thread: threading.Thread | None = None
 
     def open(self) -> Coordinator:
@@ -128,10 +130,8 @@ class Coordinator:
         self.submissions = SubmissionService(
             self.factory, self.store, self.settings.chain_id, self._limits
         )
-        hooks = None
+        hooks: ChainHooks | None = None
         if self.cs.chain:
-            from mergenet.coordinator.chain import ChainHooks
-
             self.chain = hooks = ChainHooks(self.settings, margin=self.cs.loop.margin)
         self.row_sets = RowSets(self.inputs.row_sets)
         if self._pool is not None:
@@ -144,8 +144,6 @@ class Coordinator:
             self.factory, self.store, self.pool, self._config or self.cs.loop, hooks
         )
         if self.chain is not None:
-            from mergenet.coordinator.epochs import EpochPublisher
-
             self.loop.on_accept = self.chain.record
             self.epochs = EpochPublisher(
                 self.factory, self.chain.contracts, self.chain.owner, self.cs.epoch_seconds

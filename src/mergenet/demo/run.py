@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from mergenet.config import Settings
-from mergenet.coordinator.settings import CoordinatorSettings
+from mergenet.coordinator.settings import CoordinatorSettings, LoopSettings
 from mergenet.demo.services import DemoServices
 from mergenet.demo.summary import render_summary
 
@@ -76,7 +76,7 @@ def run_demo(cfg: DemoConfig, *, exit_after: bool, console: Console | None = Non
         dev_rows=world.dharma_path("dev"),
         heldout_rows=world.dharma_path("heldout"),
         workers=cfg.workers,
-        max_evaluations=cfg.budget,
+        loop=LoopSettings(max_evaluations=cfg.budget),
         chain=True,
     )
     services = DemoServices(settings, cs, port=cfg.port)
@@ -192,6 +192,7 @@ def _claim(
 
     with CoordinatorClient(services.url) as client:
         for node in nodes:
+            assert node.sha256 is not None, "every node submitted before the claim step"
             node.contribution = client.contribution(node.sha256)
             node.rewards = reward_status(client, node.account.address)
             if not node.rewards.claimable:

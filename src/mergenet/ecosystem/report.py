@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 
 from rich import box
 from rich.table import Table
@@ -39,7 +40,7 @@ def evaluate_world(
             load_causal_lm(path)[0],
             tokenizer,
             items,
-            progress=(lambda d, t, n=name: progress(n, d, t)) if progress else None,
+            progress=partial(progress, name) if progress else None,
         )
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps({n: r.to_dict() for n, r in results.items()}, indent=2))

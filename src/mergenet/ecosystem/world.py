@@ -73,7 +73,7 @@ def world_dir(spec: WorldSpec, root: Path) -> Path:
     return root / f"world-{spec.digest()}"
 
 
-def _stage(path: Path, build: Callable[[Path], None]) -> None:
+def _stage(path: Path, build: Callable[[Path], object]) -> None:
     """Run ``build`` into a temporary sibling of ``path`` and rename it into place."""
     if path.exists():
         return

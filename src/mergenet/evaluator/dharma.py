@@ -87,7 +87,7 @@ def parse_row(row: Mapping[str, Any]) -> ParsedRow:
     start = end
     while start > 0 and _CHOICE_RE.match(lines[start - 1]):
         start -= 1
-    labels = [_CHOICE_RE.match(line).group(1) for line in lines[start:end]]
+    labels = [m.group(1) for line in lines[start:end] if (m := _CHOICE_RE.match(line))]
     # the choices are the last suffix of that run that reads A, B, C, ... in order
     first = next(
         (s for s in range(len(labels)) if labels[s:] == list(LETTERS[: len(labels) - s])),
@@ -99,7 +99,7 @@ def parse_row(row: Mapping[str, Any]) -> ParsedRow:
             'directly before "Answer:"'
         )
     i = start + first
-    choices = [_CHOICE_RE.match(line).group(2) for line in lines[i:end]]
+    choices = [m.group(2) for line in lines[i:end] if (m := _CHOICE_RE.match(line))]
     if len(choices) < 2:
         raise DharmaError("a multiple-choice row needs at least two choices")
     question = "\n".join(lines[:i])

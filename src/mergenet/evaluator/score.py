@@ -101,7 +101,7 @@ class ScoreParams:
             raise ScoreError("no tasks to score")
         if self.task_weights is None:
             return {t: 1.0 / len(tasks) for t in tasks}
-        w = dict(self.task_weights)  # type: ignore[arg-type]
+        w = dict(self.task_weights)
         if set(w) != set(tasks):
             raise ScoreError(f"task weights name {sorted(w)} but the results hold {sorted(tasks)}")
         return w

@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -236,10 +237,10 @@ def gta_kernel(
     else:
         sels = _parallel.map_tasks(
             [
-                (lambda j=j: _prepare(ds[j], density[j], sparsification, rescale, seeds[j]))
+                partial(_prepare, ds[j], density[j], sparsification, rescale, seeds[j])
                 for j in range(k)
             ]
-        )  # type: ignore[assignment]
+        )
     coef = [w[j] * sels[j].scale for j in range(k)]
     if not consensus:
         divisor = sum(w) if normalize else 1.0

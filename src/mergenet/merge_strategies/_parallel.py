@@ -14,8 +14,9 @@ so the output is identical for any number of workers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 
@@ -35,7 +36,7 @@ def _serial_thread() -> None:
 
 def pool() -> ThreadPoolExecutor:
     global _POOL
-    if _POOL is None or _POOL._max_workers != workers():  # type: ignore[attr-defined]
+    if _POOL is None or _POOL._max_workers != workers():
         _POOL = ThreadPoolExecutor(
             max_workers=workers(), thread_name_prefix="mergenet-merge", initializer=_serial_thread
         )
@@ -64,7 +65,10 @@ def for_chunks(n: int, fn: Callable[[int, int], None], chunk: int | None = None)
         f.result()
 
 
-def map_tasks(fns: list[Callable[[], object]]) -> list[object]:
+T = TypeVar("T")
+
+
+def map_tasks(fns: Sequence[Callable[[], T]]) -> list[T]:
     """Run independent tasks (one per delta) on the pool; results in order."""
     if workers() <= 1:
         return [f() for f in fns]

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from mergenet.node.data import TrainRow, encode_rows
 from mergenet.node.errors import NodeError
@@ -77,7 +78,8 @@ def finetune(
     if out.exists():
         raise NodeError(f"{out} already exists: choose another --out")
     tokenizer = AutoTokenizer.from_pretrained(parent_dir)
-    model = AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32)
+    # Any: a transformers model, or the PEFT wrapper around it below (same calls on both)
+    model: Any = AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32)
     pool = encode_rows(tokenizer, rows)
     longest = max(len(ids) for ids, _ in pool)
     if longest > model.config.max_position_embeddings:

@@ -90,7 +90,7 @@ def merge_part(recipe: Recipe, parent_dir: Path, part: Part) -> dict[str, torch.
     missing = [x.sha256[:16] for x in c.contributions if x.path is None]
     if missing:
         raise ValueError(f"contributions {missing} have no path to read them from")
-    deltas = [_SubsetDelta(as_source(x.path), keep) for x in c.contributions]
+    deltas = [_SubsetDelta(as_source(x.path), keep) for x in c.contributions if x.path is not None]
     return engine.merge_state_dict(
         c.strategy,
         _SubsetBase(parent, names),

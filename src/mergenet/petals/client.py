@@ -19,7 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -89,7 +89,7 @@ class PetalsWorker:
                 start_new_session=True,
             )
         self._sel = selectors.DefaultSelector()
-        self._sel.register(self.proc.stdout, selectors.EVENT_READ)
+        self._sel.register(self._stdout, selectors.EVENT_READ)
         try:
             self.info = self._read_header(timeout)
         except BaseException:
@@ -115,7 +115,7 @@ class PetalsWorker:
 
     def _read_exact(self, n: int, deadline: float) -> bytes:
         chunks, got = [], 0
-        fd = self.proc.stdout.fileno()
+        fd = self._stdout.fileno()
         while got < n:
             self._wait_readable(deadline)
             chunk = os.read(fd, min(n - got, 1 << 20))
@@ -132,11 +132,21 @@ class PetalsWorker:
             line += self._read_exact(1, deadline)
         return json.loads(line)
 
+    @property
+    def _stdin(self) -> IO[bytes]:
+        assert self.proc.stdin is not None  # started with stdin=PIPE
+        return self.proc.stdin
+
+    @property
+    def _stdout(self) -> IO[bytes]:
+        assert self.proc.stdout is not None  # started with stdout=PIPE
+        return self.proc.stdout
+
     def _request(self, req: dict[str, Any]) -> dict[str, Any]:
         if self.proc.poll() is not None:
             raise WorkerError(f"worker is not running; log {self.log}")
-        self.proc.stdin.write(json.dumps(req).encode() + b"\n")
-        self.proc.stdin.flush()
+        self._stdin.write(json.dumps(req).encode() + b"\n")
+        self._stdin.flush()
         header = self._read_header(self.timeout)
         if not header.get("ok"):
             raise WorkerError(header.get("error", "unknown worker error"))
@@ -166,8 +176,8 @@ class PetalsWorker:
         """Ask the worker to exit, then stop its process group (its DHT client and p2pd)."""
         if self.proc.poll() is None:
             try:
-                self.proc.stdin.write(b'{"op": "close"}\n')
-                self.proc.stdin.flush()
+                self._stdin.write(b'{"op": "close"}\n')
+                self._stdin.flush()
                 self.proc.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 pass

@@ -51,9 +51,10 @@ def wait_for_log(proc: subprocess.Popen, log: Path, pattern: str, timeout: float
         if m:
             return m
         if proc.poll() is not None:
+            args = list(proc.args) if isinstance(proc.args, list | tuple) else [proc.args]
+            what = str(args[2]) if len(args) > 2 else str(args)
             raise PeerStartError(
-                f"{proc.args[2] if len(proc.args) > 2 else proc.args} exited with "
-                f"{proc.returncode}; log {log}:\n{log_tail(log)}"
+                f"{what} exited with {proc.returncode}; log {log}:\n{log_tail(log)}"
             )
         if time.monotonic() > deadline:
             raise PeerStartError(f"not ready after {timeout:.0f}s; log {log}:\n{log_tail(log)}")

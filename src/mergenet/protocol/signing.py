@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_typing import HexStr
 from eth_utils import is_hexstr, remove_0x_prefix, to_hex
 
 from mergenet.errors import Unauthorized
@@ -90,7 +91,7 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def _canonical_bytes(signature: str) -> bytes:
-    raw = remove_0x_prefix(signature) if isinstance(signature, str) else ""
+    raw = remove_0x_prefix(HexStr(signature)) if isinstance(signature, str) else ""
     if len(raw) != 130 or not is_hexstr(raw):
         raise SignatureError("signature must be 65 bytes as hex (0x + 130 hex digits)")
     sig = bytes.fromhex(raw)
@@ -110,7 +111,7 @@ def _canonical_bytes(signature: str) -> bytes:
 
 def canonical_signature(signature: str) -> str:
     """The one accepted encoding: ``0x`` + lower-case hex of r ‖ s ‖ v (v 27/28, low s)."""
-    return "0x" + _canonical_bytes(signature).hex()
+    return to_hex(_canonical_bytes(signature))
 
 
 def recover_submitter(

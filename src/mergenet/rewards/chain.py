@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from mergenet.rewards.anvil import AnvilError, pid_is_anvil, rpc_chain_id, start_anvil, stop_pid
 from mergenet.rewards.client import ChainError, RewardContracts, connect
@@ -31,6 +31,7 @@ from mergenet.rewards.keystore import (
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+    from web3.types import RPCEndpoint
 
     from mergenet.config import Settings
 
@@ -113,7 +114,9 @@ def chain_up(settings: Settings) -> ChainUp:
         return ChainUp(existing, started_anvil=started, deployed=False)
     owner = load_keystore(keystore, password)
     if not settings.chain_url:
-        w3.provider.make_request("anvil_setBalance", [owner.address, hex(LOCAL_FUNDING_WEI)])
+        w3.provider.make_request(
+            cast("RPCEndpoint", "anvil_setBalance"), [owner.address, hex(LOCAL_FUNDING_WEI)]
+        )
     elif w3.eth.get_balance(owner.address) == 0:
         raise ChainError(
             f"the coordinator key {owner.address} has no funds on {rpc_url}: send it some ether "
@@ -151,7 +154,7 @@ def fund_local(settings: Settings, address: str, wei: int) -> int:
         raise ChainError("no chain recorded: run `mergenet chain up` first")
     w3 = connect(rpc_url)
     account = to_checksum_address(address)
-    reply = w3.provider.make_request("anvil_setBalance", [account, hex(wei)])
+    reply = w3.provider.make_request(cast("RPCEndpoint", "anvil_setBalance"), [account, hex(wei)])
     if "error" in reply:
         raise ChainError(
             f"the node at {rpc_url} cannot create test ether ({reply['error'].get('message')}): "

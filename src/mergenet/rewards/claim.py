@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from eth_utils import decode_hex, to_hex
+
 from mergenet.rewards.client import ChainError, RewardContracts, transact
 from mergenet.rewards.merkle import leaf_hash, verify_proof
 from mergenet.rewards.units import format_tokens
@@ -43,8 +45,8 @@ def claim_rewards(
         raise ClaimError(f"the proof is for {status.address}, the key is {account.address}")
     if not status.published or status.root is None:
         raise ClaimError(f"nothing published for {status.address} yet: wait for the next epoch")
-    root = bytes.fromhex(status.root.removeprefix("0x"))
-    proof = [bytes.fromhex(p.removeprefix("0x")) for p in status.proof]
+    root = decode_hex(status.root)
+    proof = [decode_hex(p) for p in status.proof]
     if not verify_proof(leaf_hash(status.address, status.published), proof, root):
         raise ClaimError("the proof does not match its root: fetch the rewards status again")
     chain_root = contracts.merkle_root()
@@ -68,6 +70,6 @@ def claim_rewards(
         account=account.address,
         paid=paid,
         balance=contracts.balance_of(account.address),
-        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        tx_hash=to_hex(receipt["transactionHash"]),
         gas_used=int(receipt["gasUsed"]),
     )

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from eth_typing import ABI, HexStr
+from eth_utils import to_checksum_address, to_hex
+
 from mergenet.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -98,11 +101,11 @@ def build_signed(
     params["maxFeePerGas"] = 2 * base_fee + priority
     tx = call.build_transaction(params)
     signed = account.sign_transaction(tx)
-    return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex(), nonce
+    return bytes(signed.raw_transaction), to_hex(signed.hash), nonce
 
 
 def wait_receipt(w3: Web3, tx_hash: str, timeout: float = 120.0) -> TxReceipt:
-    return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.05)
+    return w3.eth.wait_for_transaction_receipt(HexStr(tx_hash), timeout=timeout, poll_latency=0.05)
 
 
 def transact(w3: Web3, account: LocalAccount, call: Any, **kwargs: Any) -> TxReceipt:
@@ -124,7 +127,7 @@ def _replay_reason(w3: Web3, sender: str, call: Any, receipt: Any) -> str:
 
 
 def deploy_contract(
-    w3: Web3, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any
+    w3: Web3, account: LocalAccount, abi: ABI, bytecode: str, *args: Any
 ) -> tuple[str, TxReceipt]:
     """Deploy init code ``bytecode`` with constructor ``args``; returns (address, receipt)."""
     factory = w3.eth.contract(abi=abi, bytecode=bytecode)
@@ -150,11 +153,16 @@ class RewardContracts:
         arts = load_artifacts()
         return cls(
             w3=w3,
-            token=w3.eth.contract(address=deployment.token, abi=arts["RewardToken"].abi),
-            distributor=w3.eth.contract(
-                address=deployment.distributor, abi=arts["MerkleDistributor"].abi
+            token=w3.eth.contract(
+                address=to_checksum_address(deployment.token), abi=arts["RewardToken"].abi
             ),
-            registry=w3.eth.contract(address=deployment.registry, abi=arts["VersionRegistry"].abi),
+            distributor=w3.eth.contract(
+                address=to_checksum_address(deployment.distributor),
+                abi=arts["MerkleDistributor"].abi,
+            ),
+            registry=w3.eth.contract(
+                address=to_checksum_address(deployment.registry), abi=arts["VersionRegistry"].abi
+            ),
             from_block=deployment.block,
         )
 
@@ -176,9 +184,9 @@ class RewardContracts:
         return [
             {
                 "epoch": int(log["args"]["epoch"]),
-                "old_root": "0x" + bytes(log["args"]["old_root"]).hex(),
-                "new_root": "0x" + bytes(log["args"]["new_root"]).hex(),
-                "tx_hash": "0x" + bytes(log["transactionHash"]).hex(),
+                "old_root": to_hex(log["args"]["old_root"]),
+                "new_root": to_hex(log["args"]["new_root"]),
+                "tx_hash": to_hex(log["transactionHash"]),
                 "block": int(log["blockNumber"]),
             }
             for log in logs

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from eth_utils import to_checksum_address
+
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from web3 import Web3
@@ -73,10 +75,10 @@ def deployment_is_live(w3: Web3, deployment: Deployment) -> bool:
     if w3.eth.chain_id != deployment.chain_id:
         return False
     for address in (deployment.token, deployment.distributor, deployment.registry):
-        if len(w3.eth.get_code(address)) == 0:
+        if len(w3.eth.get_code(to_checksum_address(address))) == 0:
             return False
     abi = load_artifacts()["MerkleDistributor"].abi
-    distributor = w3.eth.contract(address=deployment.distributor, abi=abi)
+    distributor = w3.eth.contract(address=to_checksum_address(deployment.distributor), abi=abi)
     try:
         return distributor.functions.TOKEN().call() == deployment.token
     except Exception:
@@ -97,7 +99,11 @@ def deploy_contracts(w3: Web3, owner: LocalAccount, rpc_url: str) -> Deployment:
     )
     reg = arts["VersionRegistry"]
     registry, _ = deploy_contract(w3, owner, reg.abi, reg.bytecode, owner.address)
-    token = w3.eth.contract(address=distributor, abi=dist.abi).functions.TOKEN().call()
+    token = (
+        w3.eth.contract(address=to_checksum_address(distributor), abi=dist.abi)
+        .functions.TOKEN()
+        .call()
+    )
     return Deployment(
         rpc_url=rpc_url,
         chain_id=int(w3.eth.chain_id),

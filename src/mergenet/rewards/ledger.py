@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, to_checksum_address, to_hex
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -124,7 +124,7 @@ def close_epoch(session: Session, *, now: datetime | None = None) -> RewardEpoch
     epoch = RewardEpoch(
         number=number,
         closed_at=now or utcnow(),
-        root="0x" + tree.root.hex(),
+        root=to_hex(tree.root),
         total=sum(cumulative.values()),
         accounts=len(cumulative),
     )

@@ -20,6 +20,8 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from eth_typing import HexStr
+from eth_utils import to_hex
 from sqlalchemy import select
 
 from mergenet.db import transaction, utcnow
@@ -65,9 +67,17 @@ def _receipt(contracts: RewardContracts, tx_hash: str | None) -> dict | None:
     from web3.exceptions import TransactionNotFound
 
     try:
-        return dict(contracts.w3.eth.get_transaction_receipt(tx_hash))
+        return dict(contracts.w3.eth.get_transaction_receipt(HexStr(tx_hash)))
     except TransactionNotFound:
         return None
+
+
+def _epoch(session: Session, number: int) -> RewardEpoch:
+    """A closed epoch that must exist (publishing only walks epochs the ledger listed)."""
+    epoch = session.get(RewardEpoch, number)
+    if epoch is None:
+        raise PublishError(f"epoch {number} is not in the ledger")
+    return epoch
 
 
 def _settle(session: Session, contracts: RewardContracts, epoch: RewardEpoch) -> bool:
@@ -76,7 +86,7 @@ def _settle(session: Session, contracts: RewardContracts, epoch: RewardEpoch) ->
     if chain_epoch < epoch.number:
         return False
     if chain_epoch == epoch.number:
-        chain_root = "0x" + contracts.merkle_root().hex()
+        chain_root = to_hex(contracts.merkle_root())
         if chain_root != epoch.root:
             raise PublishError(
                 f"the chain's epoch {epoch.number} has root {chain_root} but the ledger's is "
@@ -120,7 +130,7 @@ def prepare(
         root = bytes.fromhex(epoch.root[2:])
         call = contracts.distributor.functions.set_merkle_root(root, number)
         raw, tx_hash, nonce = build_signed(w3, owner, call)
-        epoch.raw_tx, epoch.tx_hash, epoch.tx_nonce = "0x" + raw.hex(), tx_hash, nonce
+        epoch.raw_tx, epoch.tx_hash, epoch.tx_nonce = to_hex(raw), tx_hash, nonce
         epoch.state = STATE_PENDING
         return tx_hash
 
@@ -137,7 +147,7 @@ def send(factory: sessionmaker[Session], contracts: RewardContracts, number: int
             raise PublishError(f"epoch {number} has no signed transaction: prepare it first")
         rejection = None
         try:
-            contracts.w3.eth.send_raw_transaction(epoch.raw_tx)
+            contracts.w3.eth.send_raw_transaction(HexStr(epoch.raw_tx))
         except Exception as exc:
             contracts.epoch()  # raises if the node is unreachable rather than rejecting
             rejection = str(exc) or type(exc).__name__
@@ -184,7 +194,7 @@ def publish_pending(
                 with contextlib.suppress(Exception):
                     wait_receipt(contracts.w3, tx_hash, timeout=timeout)
             with transaction(factory) as session:
-                if _settle(session, contracts, session.get(RewardEpoch, target)):
+                if _settle(session, contracts, _epoch(session, target)):
                     break
         else:
             raise PublishError(
@@ -193,7 +203,7 @@ def publish_pending(
             )
         with transaction(factory) as session:
             for number in remaining[:-1]:
-                _settle(session, contracts, session.get(RewardEpoch, number))
+                _settle(session, contracts, _epoch(session, number))
     with transaction(factory) as session:
         done = [session.get(RewardEpoch, e.number) for e in epochs]
         return [

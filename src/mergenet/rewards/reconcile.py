@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_utils import to_hex
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -45,7 +46,7 @@ class Reconciliation:
 
 def reconcile(session: Session, contracts: RewardContracts) -> Reconciliation:
     chain_epoch = contracts.epoch()
-    chain_root = "0x" + contracts.merkle_root().hex()
+    chain_root = to_hex(contracts.merkle_root())
     latest = latest_confirmed_epoch(session)
     report = Reconciliation(
         chain_epoch=chain_epoch,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from eth_utils import decode_hex, to_hex
+
 from mergenet.rewards.client import RewardContracts, transact
 
 if TYPE_CHECKING:
@@ -22,7 +24,7 @@ class VersionRecord:
 
 
 def _bytes32(value: str, name: str) -> bytes:
-    raw = bytes.fromhex(value.removeprefix("0x"))
+    raw = decode_hex(value)
     if len(raw) != 32:
         raise ValueError(f"{name} must be 32 bytes as hex (a sha256/keccak digest), got {value!r}")
     return raw
@@ -48,7 +50,7 @@ def record_version(
         round(score * 1_000_000),
     )
     receipt = transact(contracts.w3, owner, call)
-    return "0x" + bytes(receipt["transactionHash"]).hex()
+    return to_hex(receipt["transactionHash"])
 
 
 def lineage(contracts: RewardContracts) -> list[VersionRecord]:
@@ -56,12 +58,12 @@ def lineage(contracts: RewardContracts) -> list[VersionRecord]:
     logs = contracts.registry.events.VersionAccepted().get_logs(from_block=contracts.from_block)
     return [
         VersionRecord(
-            version_hash="0x" + bytes(e.args.version_hash).hex(),
-            parent_hash="0x" + bytes(e.args.parent_hash).hex(),
-            recipe_hash="0x" + bytes(e.args.recipe_hash).hex(),
+            version_hash=to_hex(e.args.version_hash),
+            parent_hash=to_hex(e.args.parent_hash),
+            recipe_hash=to_hex(e.args.recipe_hash),
             score=e.args.score_ppm / 1_000_000,
             index=int(e.args.index),
-            tx_hash="0x" + bytes(e.transactionHash).hex(),
+            tx_hash=to_hex(e.transactionHash),
         )
         for e in logs
     ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from eth_utils import to_hex
 from sqlalchemy.orm import Session
 
 from mergenet.rewards.client import RewardContracts
@@ -93,5 +94,5 @@ def rewards_for_address(
     proof: list[str] = []
     if published:
         tree = _tree(epoch.number, epoch.root, tuple(sorted(amounts.items())))
-        proof = ["0x" + p.hex() for p in tree.proof(address)]
+        proof = [to_hex(p) for p in tree.proof(address)]
     return RewardStatus(address, accrued, published, claimed, epoch.number, epoch.root, proof)
