@@ -51,9 +51,9 @@ def run_loop(world: Any, data: Path, budget: int, workers: int, seed: int) -> di
 
     from mergenet.config import Settings
     from mergenet.coordinator import models as m
-    from mergenet.coordinator.loop import current_version, evolution_evaluations
     from mergenet.coordinator.runtime import Coordinator
     from mergenet.coordinator.settings import CoordinatorSettings
+    from mergenet.coordinator.state import current_version, evolution_evaluations
     from mergenet.coordinator.submissions import Upload
     from mergenet.deltas.hashing import sha256_file
     from mergenet.protocol.signing import sign_submission

@@ -66,10 +66,11 @@ def task_stream(parent: str, shas: list[str], n: int, sample_n: int, tag: str) -
 
     from mergenet.coordinator import proposals
     from mergenet.coordinator.loop import default_strategies
+    from mergenet.coordinator.settings import ProposalSettings
     from mergenet.protocol.evaluation import EvalTask, SampleSpec
 
     rng = np.random.default_rng(0)
-    cfg = proposals.ProposalConfig()
+    cfg = ProposalSettings()
     strategies = default_strategies()
     out = []
     for i in range(n):
@@ -131,7 +132,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="mergenet-throughput-"))
     url, coord, server, shas = serve(world, root)
     env = coord.worker_env(url)  # the env the coordinator's Celery pool sends
-    from mergenet.coordinator.loop import current_version
+    from mergenet.coordinator.state import current_version
 
     with coord.factory() as s:
         base = current_version(s).hash

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mergenet.coordinator import models as m
-from mergenet.coordinator.loop import current_weights, default_strategies
+from mergenet.coordinator.loop import default_strategies
+from mergenet.coordinator.state import current_weights
 from mergenet.db import transaction
 from mergenet.protocol.results import EvalResult, TaskResult
 from mergenet.rewards.ledger import accrue

@@ -87,7 +87,7 @@ def coordinator(tmp_path_factory):
     _dense_delta(adapter / "adapter_model.safetensors", base)
     lora_sha = adapter_folder_sha256(str(adapter))
     coord.store.put_delta(adapter, lora_sha)
-    from mergenet.coordinator.loop import current_version
+    from mergenet.coordinator.state import current_version
 
     with coord.factory() as s:
         version = current_version(s).hash

@@ -72,7 +72,8 @@ from mergenet.protocol.results import EvalResult
 log = logging.getLogger("mergenet.coordinator.acceptance")
 
 ACCURACY = "acc_choice"
-DEFAULT_ACCURACY_WEIGHT = 2.0
+DEFAULT_ACCURACY_WEIGHT = LoopSettings().accuracy_weight
+"""γ when a caller gives none (the loop passes its settings' value)."""
 ALIVE = (CandidateStatus.DONE, CandidateStatus.CONFIRMING, CandidateStatus.ACCEPTED)
 """Candidates that were scored and not rejected: rivals in selection, parents of proposals."""
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mergenet.coordinator.settings import ProposalSettings as ProposalConfig
+from mergenet.coordinator.settings import ProposalSettings
 from mergenet.merge_strategies import registry
 from mergenet.merge_strategies.recipe import Contribution, NoiseSpec, Recipe
 
@@ -40,7 +40,7 @@ def _params(strategy: str, rng: np.random.Generator) -> dict:
 
 
 def single(
-    strategy: str, parent: str, sha: str, rng: np.random.Generator, cfg: ProposalConfig
+    strategy: str, parent: str, sha: str, rng: np.random.Generator, cfg: ProposalSettings
 ) -> Recipe:
     w = _loguniform(rng, cfg.weight_low, cfg.weight_high)
     return Recipe(
@@ -53,7 +53,7 @@ def single(
 
 
 def multi(
-    strategy: str, parent: str, pool: Sequence[str], rng: np.random.Generator, cfg: ProposalConfig
+    strategy: str, parent: str, pool: Sequence[str], rng: np.random.Generator, cfg: ProposalSettings
 ) -> Recipe:
     s = registry.get(strategy)
     lo = max(2, s.min_deltas)
@@ -82,7 +82,7 @@ def multi(
 
 
 def crossover(
-    a: Recipe, b: Recipe, parent: str, rng: np.random.Generator, cfg: ProposalConfig
+    a: Recipe, b: Recipe, parent: str, rng: np.random.Generator, cfg: ProposalSettings
 ) -> Recipe:
     """Algorithm 2's α·a + (1−α)·b + ε for two recipes of the same strategy."""
     if a.strategy != b.strategy:
@@ -110,7 +110,7 @@ def crossover(
     )
 
 
-def mutation(best: Recipe, parent: str, rng: np.random.Generator, cfg: ProposalConfig) -> Recipe:
+def mutation(best: Recipe, parent: str, rng: np.random.Generator, cfg: ProposalSettings) -> Recipe:
     """θ_best + N(0, σ) from a stored seed, with a small step in params and weights."""
     space = registry.get(best.strategy).space
     params = space.mutate(best.params, cfg.param_sigma, rng)
