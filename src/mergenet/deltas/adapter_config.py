@@ -65,7 +65,7 @@ Alpha = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 def _module_name(value: str, field: str) -> str:
     if not isinstance(value, str) or len(value) > 256 or not _MODULE_NAME.fullmatch(value):
         raise ValueError(
-            f"{field} entry {str(value)[:60]!r} is not a module name; use dotted names such "
+            f"{field} {str(value)[:60]!r} is not a module name; use dotted names such "
             "as 'q_proj' or 'layers.1.self_attn.q_proj' (matched literally as a suffix of the "
             "module's name; regular expressions are not accepted)"
         )
@@ -97,7 +97,7 @@ class AdapterConfig(BaseModel):
                 "expression in PEFT and is not accepted"
             )
         if isinstance(value, list):
-            return [_module_name(v, info.field_name) for v in value]
+            return [_module_name(v, f"{info.field_name} entry") for v in value]
         return value
 
     @field_validator("rank_pattern", "alpha_pattern", mode="before")

@@ -64,7 +64,8 @@ def explain(exc: ValidationError) -> str:
     for err in exc.errors()[:3]:
         loc = ".".join(str(x) for x in err["loc"]) or "value"
         got = repr(err.get("input"))
-        parts.append(f"{loc}: {err['msg']} (got {got[:60]})")
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg} (got {got[:60]})")
     return "; ".join(parts)
 
 
