@@ -17,6 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mergenet.coordinator import models as m
+from mergenet.rewards.chain import coordinator_account, open_chain
+from mergenet.rewards.deployment import load_deployment
+from mergenet.rewards.ledger import accrue
+from mergenet.rewards.policy import RewardPolicy, quote_reward
+from mergenet.rewards.registry import record_version
+from mergenet.rewards.units import to_base_units
 
 if TYPE_CHECKING:
     from mergenet.config import Settings
@@ -39,7 +45,6 @@ class ChainHooks:
         base_reward: float = 1.0,
         merge_reward_per_gain: float = 100.0,
     ):
-        from mergenet.rewards.chain import coordinator_account, open_chain
 
         self.settings = settings
         self.contracts = open_chain(settings)
@@ -50,7 +55,6 @@ class ChainHooks:
 
     def public_json(self) -> dict[str, object]:
         """The deployment as a node needs it to claim: RPC URL, chain id, contract addresses."""
-        from mergenet.rewards.deployment import load_deployment
 
         deployment = load_deployment(self.settings.data_dir)
         data = deployment.public_json() if deployment is not None else {}
@@ -58,8 +62,6 @@ class ChainHooks:
 
     def contribution_scored(self, session: Session, contribution: m.Contribution) -> None:
         """Accrue R for S above the no-change score of its own evaluation plus the margin."""
-        from mergenet.rewards.ledger import accrue
-        from mergenet.rewards.policy import RewardPolicy, quote_reward
 
         baseline = float((contribution.metrics or {}).get("baseline", 1.0))
         parent = session.scalar(select(m.Version).where(m.Version.hash == contribution.scored_on))
@@ -91,8 +93,6 @@ class ChainHooks:
         ledger entry (``merge:<version>:<contribution>``), so it is paid once, in the same
         transaction that creates the version. Mutation-only versions merge no contribution.
         """
-        from mergenet.rewards.ledger import accrue
-        from mergenet.rewards.units import to_base_units
 
         parts = [c for c in (version.recipe or {}).get("contributions", []) if c.get("sha256")]
         gain = float(version.gain or 0.0)
@@ -114,7 +114,6 @@ class ChainHooks:
             )
 
     def record(self, version: m.Version) -> str | None:
-        from mergenet.rewards.registry import record_version
 
         try:
             return record_version(

@@ -12,6 +12,8 @@ import threading
 from typing import TYPE_CHECKING
 
 from mergenet.db import transaction
+from mergenet.rewards.ledger import close_epoch
+from mergenet.rewards.publish import publish_pending
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -39,8 +41,6 @@ class EpochPublisher:
 
     def publish_now(self) -> list[Published]:
         """Close an epoch if anything new accrued, then confirm every pending one."""
-        from mergenet.rewards.ledger import close_epoch
-        from mergenet.rewards.publish import publish_pending
 
         with self._lock:
             with transaction(self.factory) as session:

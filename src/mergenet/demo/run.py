@@ -20,10 +20,15 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from mergenet.config import Settings
+from mergenet.config import Settings, get_settings
 from mergenet.coordinator.settings import CoordinatorSettings, LoopSettings
 from mergenet.demo.services import DemoServices
 from mergenet.demo.summary import render_summary
+from mergenet.ecosystem.cli import build_with_progress
+from mergenet.node.errors import NodeError
+from mergenet.node.home import NodeHome
+from mergenet.node.keys import new_key, unlock
+from mergenet.rewards.chain import fund_local
 
 NODE_SCRYPT_N = 2**14
 """The demo's throwaway contributor keys use a lighter scrypt than real ones (2**18)."""
@@ -55,8 +60,6 @@ class DemoConfig:
 
 def run_demo(cfg: DemoConfig, *, exit_after: bool, console: Console | None = None) -> dict:
     """Run the whole flow; returns the summary data (tests read it)."""
-    from mergenet.config import get_settings
-    from mergenet.ecosystem.cli import build_with_progress
 
     console = console or Console()
     base = get_settings()
@@ -118,11 +121,8 @@ def _contribute(
 ) -> list[DemoNode]:
     """Each contributor: new key, test ether for gas, pull, sign and submit its delta."""
     from mergenet.node.client import CoordinatorClient
-    from mergenet.node.home import NodeHome
-    from mergenet.node.keys import new_key, unlock
     from mergenet.node.pull import pull_current
     from mergenet.node.submit import resolve_artifact, submit_artifact
-    from mergenet.rewards.chain import fund_local
 
     secret = secrets.token_urlsafe(16)
     nodes = []
@@ -188,7 +188,6 @@ def _claim(
 ) -> None:
     from mergenet.node.claim import claim, reward_status
     from mergenet.node.client import CoordinatorClient
-    from mergenet.node.errors import NodeError
 
     with CoordinatorClient(services.url) as client:
         for node in nodes:

@@ -14,6 +14,7 @@ from typing import Any
 
 from mergenet.config import Settings
 from mergenet.coordinator.settings import CoordinatorSettings
+from mergenet.rewards.chain import chain_up
 
 
 def free_port(preferred: int, host: str = "127.0.0.1") -> int:
@@ -44,7 +45,6 @@ class DemoServices:
         return f"http://{self.host}:{self.port}"
 
     def start_chain(self) -> Any:
-        from mergenet.rewards.chain import chain_up
 
         result = chain_up(self.settings)
         self.chain_started = result.started_anvil

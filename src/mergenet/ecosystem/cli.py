@@ -16,6 +16,11 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from mergenet.config import get_settings
+from mergenet.ecosystem.report import evaluate_world, markdown_table, world_table
+from mergenet.ecosystem.spec import WorldSpec
+from mergenet.ecosystem.world import build_world, world_dir
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -32,9 +37,6 @@ def _progress(console: Console) -> Progress:
 
 def build_with_progress(*, seed: int | None = None, console: Console | None = None):
     """Build (or reuse) the default world with one progress bar per stage."""
-    from mergenet.config import get_settings
-    from mergenet.ecosystem.spec import WorldSpec
-    from mergenet.ecosystem.world import build_world, world_dir
 
     settings = get_settings()
     spec = WorldSpec(seed=settings.world_seed if seed is None else seed)
@@ -53,7 +55,6 @@ def build_with_progress(*, seed: int | None = None, console: Console | None = No
 
 
 def evaluate_with_progress(world, *, console: Console | None = None):
-    from mergenet.ecosystem.report import evaluate_world
 
     bars: dict[str, TaskID] = {}
     with _progress(console or Console(stderr=True)) as progress:
@@ -112,7 +113,6 @@ def table_command(
     ] = False,
 ) -> None:
     """Held-out Dharma table: base, every contributor and the monolith (builds if needed)."""
-    from mergenet.ecosystem.report import markdown_table, world_table
 
     if metric not in ("acc_choice", "acc_letter", "ppl", "answer_loss"):
         raise typer.BadParameter(

@@ -20,6 +20,7 @@ from mergenet.ecosystem.spec import WorldSpec
 from mergenet.ecosystem.world import world_dir
 from mergenet.evaluator.dharma import DharmaError, read_jsonl_rows
 from mergenet.evaluator.items import Item
+from mergenet.evaluator.modelio import load_causal_lm
 from mergenet.evaluator.sampling import sample_for_scoring
 from mergenet.protocol.results import EvalResult
 
@@ -86,7 +87,6 @@ def eval_command(
 ) -> None:
     """Evaluate a causal LM on a Dharma set: per-task accuracy (two ways), PPL and answer loss."""
     # lazy: the scorer and the model loader import torch and transformers (`--help` stays fast)
-    from mergenet.evaluator.modelio import load_causal_lm
     from mergenet.evaluator.scoring import evaluate_items
 
     path = benchmark or _default_benchmark()

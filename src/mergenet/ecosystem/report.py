@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 
 from mergenet.ecosystem.world import World
+from mergenet.evaluator.modelio import load_causal_lm
 from mergenet.protocol.results import EvalResult
 
 
@@ -22,7 +23,6 @@ def evaluate_world(
     """Evaluate base, contributors and monolith on ``split``; cached in the world folder."""
     from transformers import AutoTokenizer
 
-    from mergenet.evaluator.modelio import load_causal_lm
     from mergenet.evaluator.scoring import evaluate_items
 
     cache = world.root / f"report-{split}.json"

@@ -20,6 +20,7 @@ from pathlib import Path
 from mergenet.ecosystem.rows import draw_items
 from mergenet.ecosystem.spec import ContributorSpec, WorldSpec
 from mergenet.ecosystem.tasks import TASKS
+from mergenet.evaluator.encoding import encode_completions, encode_texts, letter_prompt
 from mergenet.evaluator.items import Item, row_text
 
 StageProgress = Callable[[str, int, int, str], None]
@@ -139,7 +140,6 @@ def _encode_pool(
     ``answer_only`` trains only the answer tokens (completion-only loss): the question's
     random digits and letters are unpredictable, and on whole rows they drown the signal.
     """
-    from mergenet.evaluator.encoding import encode_completions, encode_texts, letter_prompt
 
     pool: list[tuple[list[int], int]] = []
     for task in tasks:

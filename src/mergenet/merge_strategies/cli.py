@@ -7,14 +7,17 @@ Parameter names and defaults are mergekit's, so ``--param density=0.5`` means wh
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
-    import yaml
 
     out: dict[str, Any] = {}
     for item in items:
@@ -26,11 +29,8 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _list(as_json: bool) -> None:
-    import json
 
-    from rich.console import Console
-    from rich.table import Table
-
+    # lazy here and below: the registry and the engine import torch and mergekit
     from mergenet.merge_strategies import registry
 
     strategies = registry.all_strategies()

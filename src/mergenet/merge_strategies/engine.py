@@ -19,6 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from mergenet.deltas.io import TensorSpec, TensorWriter
 from mergenet.deltas.models import ModelSource
@@ -168,13 +175,6 @@ def _progress(enabled: bool, total: int, label: str):
     if not enabled:
         yield lambda n: None
         return
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
 
     with Progress(
         "[progress.description]{task.description}",

@@ -9,6 +9,19 @@ from __future__ import annotations
 
 from functools import cache
 
+from mergenet.merge_strategies import (
+    breadcrumbs,
+    consensus,
+    dare,
+    della,
+    expo,
+    linear,
+    model_stock,
+    slerp,
+    task_arithmetic,
+    ties,
+)
+from mergenet.merge_strategies.mergekit_methods import strategy_from_mergekit
 from mergenet.merge_strategies.strategy import Strategy
 
 
@@ -16,19 +29,6 @@ from mergenet.merge_strategies.strategy import Strategy
 def _strategies() -> dict[str, Strategy]:
     from mergekit.merge_methods import registered_methods
 
-    from mergenet.merge_strategies import (
-        breadcrumbs,
-        consensus,
-        dare,
-        della,
-        expo,
-        linear,
-        model_stock,
-        slerp,
-        task_arithmetic,
-        ties,
-    )
-    from mergenet.merge_strategies.mergekit_methods import strategy_from_mergekit
     from mergenet.merge_strategies.mergekit_plugin import ensure_registered
 
     ensure_registered()

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 
 from mergenet.node.client import CoordinatorClient
 from mergenet.node.errors import NodeError
+from mergenet.rewards.claim import claim_rewards
+from mergenet.rewards.client import ChainError, RewardContracts, connect
+from mergenet.rewards.deployment import Deployment
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -21,8 +24,6 @@ if TYPE_CHECKING:
 
 
 def contracts_from(client: CoordinatorClient, rpc_override: str | None) -> RewardContracts:
-    from mergenet.rewards.client import ChainError, RewardContracts, connect
-    from mergenet.rewards.deployment import Deployment
 
     info = client.chain()
     rpc_url = rpc_override or str(info["rpc_url"])
@@ -57,8 +58,6 @@ def reward_status(client: CoordinatorClient, address: str) -> RewardStatus:
 def claim(
     client: CoordinatorClient, account: LocalAccount, rpc_override: str | None
 ) -> ClaimResult:
-    from mergenet.rewards.claim import claim_rewards
-    from mergenet.rewards.client import ChainError
 
     contracts = contracts_from(client, rpc_override)
     status = reward_status(client, account.address)

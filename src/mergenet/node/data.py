@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mergenet.evaluator.encoding import continuation
 from mergenet.node.errors import NodeError
 
 MAX_ROW_CHARS = 4000
@@ -29,7 +30,6 @@ class TrainRow:
 
     @property
     def continuation(self) -> str:
-        from mergenet.evaluator.encoding import continuation
 
         return continuation(self.output)
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mergenet.deltas.errors import DeltaValidationError
 from mergenet.node.data import TrainRow, encode_rows
 from mergenet.node.errors import NodeError
 
@@ -135,7 +136,6 @@ def _write_delta(parent_dir: Path, model, path: Path) -> None:
     """``fine-tuned − parent`` with the parent's names and dtypes (``deltas.extract_delta``)."""
     from safetensors.torch import save_file
 
-    from mergenet.deltas.errors import DeltaValidationError
     from mergenet.deltas.extract import extract_delta
     from mergenet.deltas.models import ModelSource
 

@@ -7,9 +7,15 @@ The swarm's state (PIDs = process-group ids, multiaddrs, DHT prefix, logs) lives
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
+
+from mergenet.config import get_settings
+from mergenet.petals import procs
+from mergenet.petals.env import PetalsEnvMissing
+from mergenet.petals.procs import PeerStartError
 
 app = typer.Typer(no_args_is_help=True, help="A private Petals swarm on loopback.")
 
@@ -17,7 +23,6 @@ app = typer.Typer(no_args_is_help=True, help="A private Petals swarm on loopback
 def _state_root(state_dir: Path | None) -> Path:
     if state_dir is not None:
         return state_dir
-    from mergenet.config import get_settings
 
     return get_settings().data_dir / "petals"
 
@@ -38,9 +43,8 @@ def up_command(
     timeout: float = typer.Option(180.0, help="Seconds to wait for each peer."),
 ) -> None:
     """Start a DHT bootstrap peer and servers splitting MODEL's blocks (CPU, float32)."""
-    from mergenet.petals import swarm
-    from mergenet.petals.env import PetalsEnvMissing
-    from mergenet.petals.procs import PeerStartError
+
+    from mergenet.petals import swarm  # lazy: its model views import torch
 
     try:
         state = swarm.up(
@@ -66,7 +70,8 @@ def down_command(
     state_dir: Path | None = typer.Option(None, help="Default: <data dir>/petals."),
 ) -> None:
     """Stop every peer of the swarm (each as a whole process group)."""
-    from mergenet.petals import swarm
+
+    from mergenet.petals import swarm  # lazy: its model views import torch
 
     stopped = swarm.down(_state_root(state_dir), name)
     typer.echo(f"stopped {len(stopped)} peer(s)" if stopped else f"swarm {name!r} is not up")
@@ -78,9 +83,8 @@ def status_command(
     state_dir: Path | None = typer.Option(None, help="Default: <data dir>/petals."),
 ) -> None:
     """Print the swarm's state as JSON, with whether each peer group is alive."""
-    from dataclasses import asdict
 
-    from mergenet.petals import procs, swarm
+    from mergenet.petals import swarm  # lazy: its model views import torch
 
     folder = swarm.swarm_dir(_state_root(state_dir), name)
     if not (folder / swarm.STATE_FILE).exists():

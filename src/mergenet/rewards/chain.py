@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from eth_utils import is_address, to_checksum_address
+
 from mergenet.rewards.anvil import AnvilError, pid_is_anvil, rpc_chain_id, start_anvil, stop_pid
 from mergenet.rewards.client import ChainError, RewardContracts, connect
 from mergenet.rewards.deployment import (
@@ -144,7 +146,6 @@ def fund_local(settings: Settings, address: str, wei: int) -> int:
     Only a development node can create ether (``anvil_setBalance``); on any other network the
     node refuses and the message says to send ether from a funded account instead.
     """
-    from eth_utils import is_address, to_checksum_address
 
     if not is_address(address):
         raise ChainError(f"{address!r} is not an address: give 0x followed by 40 hex digits")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from eth_typing import ABI, HexStr
 from eth_utils import to_checksum_address, to_hex
 
+from mergenet.contracts import load_artifacts
 from mergenet.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -148,7 +149,6 @@ class RewardContracts:
 
     @classmethod
     def bind(cls, w3: Web3, deployment: Deployment) -> RewardContracts:
-        from mergenet.contracts import load_artifacts
 
         arts = load_artifacts()
         return cls(

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 
 from eth_utils import to_checksum_address
 
+from mergenet.contracts import load_artifacts
+from mergenet.rewards.client import deploy_contract
+
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from web3 import Web3
@@ -70,7 +73,6 @@ def load_deployment(data_dir: Path) -> Deployment | None:
 
 def deployment_is_live(w3: Web3, deployment: Deployment) -> bool:
     """True if ``w3``'s chain holds this deployment (a restarted anvil does not)."""
-    from mergenet.contracts import load_artifacts
 
     if w3.eth.chain_id != deployment.chain_id:
         return False
@@ -87,8 +89,6 @@ def deployment_is_live(w3: Web3, deployment: Deployment) -> bool:
 
 def deploy_contracts(w3: Web3, owner: LocalAccount, rpc_url: str) -> Deployment:
     """Deploy token blueprint, distributor (+ token) and registry, owned by ``owner``."""
-    from mergenet.contracts import load_artifacts
-    from mergenet.rewards.client import deploy_contract
 
     arts = load_artifacts()
     blueprint, receipt = deploy_contract(w3, owner, [], arts["RewardToken"].blueprint_bytecode)

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from eth_utils import to_checksum_address
+
 from mergenet.errors import Unauthorized
 
 if TYPE_CHECKING:
@@ -91,7 +93,6 @@ def load_keystore(path: Path, password: str) -> LocalAccount:
 
 def keystore_address(path: Path) -> str | None:
     """The address recorded in a keystore, read without decrypting (None if absent)."""
-    from eth_utils import to_checksum_address
 
     try:
         address = json.loads(path.read_text()).get("address")

@@ -16,7 +16,7 @@ from eth_utils import is_address, to_checksum_address, to_hex
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mergenet.db import utcnow
+from mergenet.db import make_engine, make_session_factory, utcnow
 from mergenet.errors import InvalidInput
 from mergenet.rewards.merkle import MAX_AMOUNT, MerkleTree
 from mergenet.rewards.models import (
@@ -154,7 +154,6 @@ def latest_confirmed_epoch(session: Session) -> RewardEpoch | None:
 def open_ledger(settings: Settings) -> sessionmaker[Session]:
     """Sessions on the ledger in ``settings``' database, migrated to the newest schema first
     (Alembic is the schema's one path; ``coordinator up`` migrates the same way)."""
-    from mergenet.db import make_engine, make_session_factory
     from mergenet.migrate import upgrade
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)

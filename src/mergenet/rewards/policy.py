@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from mergenet.evaluator.score import reward_amount
 from mergenet.rewards.temporal import DEFAULT_HALF_LIFE_S, DEFAULT_T_FLOOR, temporal_weight
 from mergenet.rewards.units import to_base_units
 
@@ -41,7 +42,6 @@ def quote_reward(
     policy: RewardPolicy,
 ) -> RewardQuote:
     """The reward for a contribution scored ``score`` (S ∈ [0, 1])."""
-    from mergenet.evaluator.score import reward_amount
 
     t = temporal_weight(
         submitted_at, parent_published_at, half_life_s=policy.half_life_s, t_floor=policy.t_floor

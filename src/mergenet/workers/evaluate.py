@@ -22,6 +22,7 @@ from collections import OrderedDict
 from typing import Any
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mergenet.evaluator.items import Item
 from mergenet.evaluator.sampling import sample_for_scoring
@@ -70,10 +71,6 @@ class _Worker:
         if version_hash in self._parents:
             self._parents.move_to_end(version_hash)
             return self._parents[version_hash]
-        # transformers stays lazy: importing it costs ~2 s, and the coordinator imports this
-        # module (through its in-process pool) in commands that never score.
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         folder = self.artifacts.version_dir(version_hash)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
