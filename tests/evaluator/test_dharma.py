@@ -22,20 +22,17 @@ from mergenet.evaluator.dharma import (
     LETTERS,
     DharmaError,
     ParsedRow,
-    allocate,
     balance_letters,
-    build_dharma,
     completion_form,
     derive_rng,
-    dumps_rows,
     is_positional,
-    load_config,
-    parse_config,
     parse_row,
     read_jsonl_rows,
     render_row,
     with_answer_at,
 )
+from mergenet.evaluator.dharma_build import build_dharma, dumps_rows
+from mergenet.evaluator.dharma_config import allocate, load_config, parse_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MMLU = FIXTURES / "seed_mmlu.jsonl"
@@ -329,7 +326,8 @@ def test_the_output_does_not_depend_on_the_process_or_working_dir(
 ) -> None:
     here = dumps_rows(build_dharma(load_config(three_sources)))
     code = (
-        "import sys; from mergenet.evaluator.dharma import build_dharma, dumps_rows, load_config; "
+        "import sys; from mergenet.evaluator.dharma_build import build_dharma, dumps_rows; "
+        "from mergenet.evaluator.dharma_config import load_config; "
         "sys.stdout.buffer.write(dumps_rows(build_dharma(load_config(sys.argv[1]))))"
     )
     for hash_seed in ("1", "2"):

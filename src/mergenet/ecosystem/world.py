@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from mergenet.ecosystem.rows import draw_items
 from mergenet.ecosystem.spec import ContributorSpec, WorldSpec
@@ -255,7 +257,8 @@ def build_world(spec: WorldSpec, root: Path, *, progress: StageProgress | None =
 
 
 def _build_stages(world: World, progress: StageProgress) -> None:
-    from transformers import AutoTokenizer, LlamaForCausalLM
+    """Data, tokenizer, base, contributors, monolith: each stage skipped if already built."""
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from mergenet.ecosystem.tokenizer import save_tokenizer, train_tokenizer
@@ -274,70 +277,84 @@ def _build_stages(world: World, progress: StageProgress) -> None:
     )
     progress("tokenizer", 1, 1, "")
     tokenizer = AutoTokenizer.from_pretrained(world.tokenizer_dir)
-
-    def base(out: Path) -> None:
-        model = _new_model(spec, tokenizer)
-        pool = _encode_pool(spec, tokenizer, spec.tasks, answer_only=spec.base_answer_only)
-        _train_and_save(
-            spec,
-            model,
-            tokenizer,
-            pool,
-            steps=spec.base_steps,
-            lr=spec.base_lr,
-            seed=spec.seed,
-            out=out,
-            stage="base",
-            progress=progress,
-        )
-
-    _stage(world.base_dir, base)
-
-    def contributor(c: ContributorSpec, index: int) -> Callable[[Path], None]:
-        def build(out: Path) -> None:
-            model = LlamaForCausalLM.from_pretrained(world.base_dir)
-            pool = _encode_pool(spec, tokenizer, c.tasks, answer_only=True)
-            model_dir = out / "model"
-            _train_and_save(
-                spec,
-                model,
-                tokenizer,
-                pool,
-                steps=spec.contributor_steps,
-                lr=spec.contributor_lr,
-                seed=spec.seed * 1000 + index + 1,
-                out=model_dir,
-                stage=f"contributor {c.name}",
-                progress=progress,
-            )
-            _save_delta(world.base_dir, model_dir, out / "delta.safetensors")
-            rows = [it.completion_row() for t in c.tasks for it in _train_items(spec, t)]
-            _write_jsonl(out / "train.jsonl", rows)
-
-        return build
-
+    _stage(world.base_dir, partial(_build_base, world, tokenizer, progress))
     for i, c in enumerate(spec.contributors):
-        _stage(world.root / "contributors" / c.name, contributor(c, i))
-
-    def monolith(out: Path) -> None:
-        model = LlamaForCausalLM.from_pretrained(world.base_dir)
-        tasks = [t for c in spec.contributors for t in c.tasks]
-        pool = _encode_pool(spec, tokenizer, tasks, answer_only=True)
-        _train_and_save(
-            spec,
-            model,
-            tokenizer,
-            pool,
-            steps=spec.monolith_steps,
-            lr=spec.contributor_lr,
-            seed=spec.seed * 1000,
-            out=out,
-            stage="monolith",
-            progress=progress,
+        _stage(
+            world.root / "contributors" / c.name,
+            partial(_build_contributor, world, tokenizer, progress, c, i),
         )
-
-    _stage(world.monolith_dir, monolith)
+    _stage(world.monolith_dir, partial(_build_monolith, world, tokenizer, progress))
     manifest = {"digest": spec.digest(), "spec": asdict(spec), "built_at": time.time()}
     tmp = world.root / ".manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
     tmp.rename(world.root / "manifest.json")
+
+
+def _build_base(world: World, tokenizer: Any, progress: StageProgress, out: Path) -> None:
+    spec = world.spec
+    model = _new_model(spec, tokenizer)
+    pool = _encode_pool(spec, tokenizer, spec.tasks, answer_only=spec.base_answer_only)
+    _train_and_save(
+        spec,
+        model,
+        tokenizer,
+        pool,
+        steps=spec.base_steps,
+        lr=spec.base_lr,
+        seed=spec.seed,
+        out=out,
+        stage="base",
+        progress=progress,
+    )
+
+
+def _build_contributor(
+    world: World,
+    tokenizer: Any,
+    progress: StageProgress,
+    c: ContributorSpec,
+    index: int,
+    out: Path,
+) -> None:
+    from transformers import LlamaForCausalLM
+
+    spec = world.spec
+    model = LlamaForCausalLM.from_pretrained(world.base_dir)
+    pool = _encode_pool(spec, tokenizer, c.tasks, answer_only=True)
+    model_dir = out / "model"
+    _train_and_save(
+        spec,
+        model,
+        tokenizer,
+        pool,
+        steps=spec.contributor_steps,
+        lr=spec.contributor_lr,
+        seed=spec.seed * 1000 + index + 1,
+        out=model_dir,
+        stage=f"contributor {c.name}",
+        progress=progress,
+    )
+    _save_delta(world.base_dir, model_dir, out / "delta.safetensors")
+    rows = [it.completion_row() for t in c.tasks for it in _train_items(spec, t)]
+    _write_jsonl(out / "train.jsonl", rows)
+
+
+def _build_monolith(world: World, tokenizer: Any, progress: StageProgress, out: Path) -> None:
+    from transformers import LlamaForCausalLM
+
+    spec = world.spec
+    model = LlamaForCausalLM.from_pretrained(world.base_dir)
+    tasks = [t for c in spec.contributors for t in c.tasks]
+    pool = _encode_pool(spec, tokenizer, tasks, answer_only=True)
+    _train_and_save(
+        spec,
+        model,
+        tokenizer,
+        pool,
+        steps=spec.monolith_steps,
+        lr=spec.contributor_lr,
+        seed=spec.seed * 1000,
+        out=out,
+        stage="monolith",
+        progress=progress,
+    )

@@ -11,15 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from mergenet.evaluator.dharma import (
-    LETTERS,
-    DharmaError,
-    build_dharma,
-    dumps_rows,
-    letter_counts,
-    load_config,
-    write_rows,
-)
+from mergenet.evaluator.dharma import LETTERS, DharmaError
+from mergenet.evaluator.dharma_build import build_dharma, dumps_rows, letter_counts, write_rows
+from mergenet.evaluator.dharma_config import load_config
 
 dharma_app = typer.Typer(no_args_is_help=True)
 _err = Console(stderr=True)

@@ -61,6 +61,22 @@ def _fill(row, t, first, d, mk, kind, th, c):  # pragma: no cover - compiled
             _put(row, t, i, (d[i] if mk[i] != 0 else zero) * c, first)
 
 
+@numba.njit(nogil=True, cache=True, boundscheck=False, inline="always")
+def _finish(b, o, mx, dv, m, normalize, lam64):  # pragma: no cover - compiled
+    """``o`` ← ``b + λ·mixed`` (divided by the kept weights when ``normalize``)."""
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    if normalize:
+        for i in range(m):
+            q = dv[i]
+            o[i] = np.float32(
+                np.float64(b[i]) + lam64 * np.float64(mx[i] / (q if q != zero else one))
+            )
+    else:
+        for i in range(m):
+            o[i] = np.float32(np.float64(b[i]) + lam64 * np.float64(mx[i]))
+
+
 @numba.njit(nogil=True, cache=True, boundscheck=False)
 def ties_combine(
     base, deltas, masks, kinds, shrink, coef, weights, normalize, lam, out, start, end
@@ -78,7 +94,6 @@ def ties_combine(
     mixed = np.empty(_BLOCK, np.float32)
     div = np.empty(_BLOCK, np.float32)
     zero = np.float32(0.0)
-    one = np.float32(1.0)
     lam64 = np.float64(lam)
     for s in range(start, end, _BLOCK):
         e = min(s + _BLOCK, end)
@@ -116,14 +131,4 @@ def ties_combine(
                 kept = x * sg[i] > zero
                 mx[i] += x if kept else zero
                 dv[i] += w if kept else zero
-        b = base[s:e]
-        o = out[s:e]
-        if normalize:
-            for i in range(m):
-                q = dv[i]
-                o[i] = np.float32(
-                    np.float64(b[i]) + lam64 * np.float64(mx[i] / (q if q != zero else one))
-                )
-        else:
-            for i in range(m):
-                o[i] = np.float32(np.float64(b[i]) + lam64 * np.float64(mx[i]))
+        _finish(base[s:e], out[s:e], mx, dv, m, normalize, lam64)

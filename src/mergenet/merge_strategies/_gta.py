@@ -227,46 +227,10 @@ def gta_kernel(
     normalize = bool(params.get("normalize", False))
     lam = float(params.get("lambda", 1.0))
 
-    seeds: list[int | None] = [None] * k
-    if sparsification == "random" and any(x < 1 for x in density):
-        if generator is None:
-            raise ValueError("random sparsification (DARE) needs a torch.Generator")
-        seeds = [int(v) for v in torch.randint(0, 2**62, (k,), generator=generator)]
-    if sparsification is None or all(x >= 1 for x in density):
-        sels = [_Sel("all") for _ in range(k)]
-    else:
-        sels = _parallel.map_tasks(
-            [
-                partial(_prepare, ds[j], density[j], sparsification, rescale, seeds[j])
-                for j in range(k)
-            ]
-        )
+    sels = _select(ds, density, sparsification, rescale, generator)
     coef = [w[j] * sels[j].scale for j in range(k)]
     if not consensus:
-        divisor = sum(w) if normalize else 1.0
-        if abs(divisor) < 1e-8:
-            divisor = 1.0
-        factor = lam / divisor
-        live = [j for j in range(k) if sels[j].kind != "zero"]
-        if all(sels[j].kind == "all" for j in live):
-            return lincomb(b, 1.0, [ds[j] for j in live], [coef[j] * factor for j in live]).reshape(
-                shape
-            )
-        lds, lsels = [ds[j] for j in live], [sels[j] for j in live]
-        lcol = torch.tensor([[coef[j]] for j in live], dtype=torch.float32)
-        out = empty_f32(n)
-
-        def linear_chunk(s: int, e: int) -> None:
-            m = e - s
-            V = _stack("V", len(live), m)
-            _fill_rows(V, lds, lsels, s, e)
-            V.mul_(lcol)  # (δⱼ·maskⱼ)·coefⱼ, as mergekit weights the sparsified deltas
-            mixed = _sum_rows(V, _scratch("mixed", m))
-            torch.add(b[s:e], mixed, alpha=factor, out=out[s:e])
-
-        _parallel.for_chunks(n, linear_chunk, CHUNK)
-        return out.reshape(shape)
-
+        return _linear(b, ds, sels, coef, (sum(w) if normalize else 1.0), lam).reshape(shape)
     out = empty_f32(n)
     inputs = _fused_inputs(b, ds, sels, coef, w)
     out_np, lam32 = out.numpy(), np.float32(lam)  # torch.add casts alpha to float32 too
@@ -276,3 +240,56 @@ def gta_kernel(
 
     _parallel.for_chunks(n, ties_chunk, CHUNK)
     return out.reshape(shape)
+
+
+def _select(
+    ds: Sequence[torch.Tensor],
+    density: Sequence[float],
+    sparsification: Sparsification,
+    rescale: bool,
+    generator: torch.Generator | None,
+) -> list[_Sel]:
+    """Each delta's selection (all, none, or a mask/threshold), prepared in parallel."""
+    k = len(ds)
+    seeds: list[int | None] = [None] * k
+    if sparsification == "random" and any(x < 1 for x in density):
+        if generator is None:
+            raise ValueError("random sparsification (DARE) needs a torch.Generator")
+        seeds = [int(v) for v in torch.randint(0, 2**62, (k,), generator=generator)]
+    if sparsification is None or all(x >= 1 for x in density):
+        return [_Sel("all") for _ in range(k)]
+    return _parallel.map_tasks(
+        [partial(_prepare, ds[j], density[j], sparsification, rescale, seeds[j]) for j in range(k)]
+    )
+
+
+def _linear(
+    b: torch.Tensor,
+    ds: Sequence[torch.Tensor],
+    sels: Sequence[_Sel],
+    coef: Sequence[float],
+    divisor: float,
+    lam: float,
+) -> torch.Tensor:
+    """``b + λ/divisor · Σ coefⱼ·(δⱼ·maskⱼ)`` without sign consensus (flat float32)."""
+    if abs(divisor) < 1e-8:
+        divisor = 1.0
+    factor = lam / divisor
+    live = [j for j in range(len(ds)) if sels[j].kind != "zero"]
+    if all(sels[j].kind == "all" for j in live):
+        return lincomb(b, 1.0, [ds[j] for j in live], [coef[j] * factor for j in live])
+    lds, lsels = [ds[j] for j in live], [sels[j] for j in live]
+    lcol = torch.tensor([[coef[j]] for j in live], dtype=torch.float32)
+    n = b.numel()
+    out = empty_f32(n)
+
+    def linear_chunk(s: int, e: int) -> None:
+        m = e - s
+        V = _stack("V", len(live), m)
+        _fill_rows(V, lds, lsels, s, e)
+        V.mul_(lcol)  # (δⱼ·maskⱼ)·coefⱼ, as mergekit weights the sparsified deltas
+        mixed = _sum_rows(V, _scratch("mixed", m))
+        torch.add(b[s:e], mixed, alpha=factor, out=out[s:e])
+
+    _parallel.for_chunks(n, linear_chunk, CHUNK)
+    return out

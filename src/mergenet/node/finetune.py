@@ -23,7 +23,10 @@ from mergenet.node.data import TrainRow, encode_rows
 from mergenet.node.errors import NodeError
 
 META = "contribution.json"
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LORA_TARGETS = "all-linear"
+"""PEFT's every linear layer but the output head, whatever the family calls them: Llama, Qwen,
+Mistral and Gemma's ``q_proj`` … ``down_proj``, GPT-NeoX's ``query_key_value``, ``dense``,
+``dense_h_to_4h``, ``dense_4h_to_h`` (a fixed list of Llama names matched nothing there)."""
 
 
 @dataclass(frozen=True)
@@ -69,32 +72,13 @@ def finetune(
     cfg: FinetuneConfig,
     on_step: Callable[[int, float], None] | None = None,
 ) -> FinetuneResult:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from mergenet.ecosystem.training import TrainConfig, sample_rows, train_lm
 
     if cfg.steps < 1:
         raise NodeError("--steps must be at least 1")
     if out.exists():
         raise NodeError(f"{out} already exists: choose another --out")
-    tokenizer = AutoTokenizer.from_pretrained(parent_dir)
-    # Any: a transformers model, or the PEFT wrapper around it below (same calls on both)
-    model: Any = AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32)
-    pool = encode_rows(tokenizer, rows)
-    longest = max(len(ids) for ids, _ in pool)
-    if longest > model.config.max_position_embeddings:
-        raise NodeError(
-            f"a row is {longest} tokens, more than the model's "
-            f"{model.config.max_position_embeddings}: shorten the longest rows"
-        )
-    if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model,
-            LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules=LORA_TARGETS),
-        )
+    model, pool = _trainable(parent_dir, rows, cfg)
     train_cfg = TrainConfig(
         steps=cfg.steps,
         batch_size=cfg.batch_size,
@@ -112,13 +96,11 @@ def finetune(
     staging.mkdir(parents=True)
     if cfg.lora:
         model.save_pretrained(staging / "adapter")
-        kind = "lora"
     else:
         _write_delta(parent_dir, model, staging / "delta.safetensors")
-        kind = "delta"
     result = FinetuneResult(
         out=out,
-        kind=kind,
+        kind="lora" if cfg.lora else "delta",
         parent_hash=parent_hash,
         rows=len(rows),
         steps=cfg.steps,
@@ -132,15 +114,46 @@ def finetune(
     return result
 
 
-def _write_delta(parent_dir: Path, model, path: Path) -> None:
-    """``fine-tuned − parent`` with the parent's names and dtypes (``deltas.extract_delta``)."""
+def _trainable(parent_dir: Path, rows: list[TrainRow], cfg: FinetuneConfig) -> tuple[Any, Any]:
+    """(model to train: the parent, or a LoRA wrapper around it; the encoded rows)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(parent_dir)
+    # Any: a transformers model, or the PEFT wrapper around it below (same calls on both)
+    model: Any = AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32)
+    pool = encode_rows(tokenizer, rows)
+    longest = max(len(ids) for ids, _ in pool)
+    if longest > model.config.max_position_embeddings:
+        raise NodeError(
+            f"a row is {longest} tokens, more than the model's "
+            f"{model.config.max_position_embeddings}: shorten the longest rows"
+        )
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(r=cfg.lora_rank, lora_alpha=2 * cfg.lora_rank, target_modules=LORA_TARGETS),
+        )
+    return model, pool
+
+
+def _write_delta(parent_dir: Path, model: Any, path: Path) -> None:
+    """``fine-tuned − parent`` with the parent's names and dtypes (``deltas.extract_delta``).
+
+    The fine-tuned tensors are taken under the names the parent's checkpoint file uses
+    (``checkpoint_state``): GPT-NeoX's head is ``lm_head`` in memory but ``embed_out`` on disk,
+    and a tied head is one tensor in the file, two names in ``state_dict()``.
+    """
     from safetensors.torch import save_file
 
     from mergenet.deltas.extract import extract_delta
     from mergenet.deltas.models import ModelSource
+    from mergenet.merge_strategies.checkpoint_names import checkpoint_state
 
     parent = ModelSource(parent_dir).state_dict()
-    tuned = {n: t.detach() for n, t in model.state_dict().items() if n in parent}
+    tuned = checkpoint_state(model)
     try:
         delta = extract_delta(tuned, parent)
     except DeltaValidationError as exc:

@@ -78,6 +78,17 @@ def _load(args: argparse.Namespace):
     )
 
 
+def _sequences(req: dict[str, Any], vocab: int) -> list[list[int]]:
+    """The request's token-id sequences, each non-empty and inside the vocabulary."""
+    seqs = [[int(t) for t in s] for s in req["sequences"]]
+    if any(not s for s in seqs):
+        raise ValueError("empty sequence")
+    bad = [t for s in seqs for t in s if not 0 <= t < vocab]
+    if bad:
+        raise ValueError(f"token id {bad[0]} outside the vocabulary (size {vocab})")
+    return seqs
+
+
 def serve(args: argparse.Namespace, out: IO[bytes]) -> int:
     import numpy as np
     import torch
@@ -118,12 +129,7 @@ def serve(args: argparse.Namespace, out: IO[bytes]) -> int:
                 continue
             if op != "forward":
                 raise ValueError(f"unknown op {op!r}")
-            seqs = [[int(t) for t in s] for s in req["sequences"]]
-            if any(not s for s in seqs):
-                raise ValueError("empty sequence")
-            bad = [t for s in seqs for t in s if not 0 <= t < vocab]
-            if bad:
-                raise ValueError(f"token id {bad[0]} outside the vocabulary (size {vocab})")
+            seqs = _sequences(req, vocab)
             started = time.perf_counter()
             logits = forward(model, seqs, args.max_tokens)
             seconds = time.perf_counter() - started
