@@ -113,10 +113,10 @@ class ChainHooks:
                 score=version.score,
             )
 
-    def record(self, version: m.Version) -> str | None:
-
+    def record(self, version: m.Version) -> None:
+        """Record an accepted version in the VersionRegistry (best effort: logged on failure)."""
         try:
-            return record_version(
+            record_version(
                 self.contracts,
                 self.owner,
                 version_hash=version.hash,
@@ -126,4 +126,3 @@ class ChainHooks:
             )
         except Exception:
             log.exception("recording version %s on chain failed", version.hash[:12])
-            return None

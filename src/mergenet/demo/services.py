@@ -45,7 +45,6 @@ class DemoServices:
         return f"http://{self.host}:{self.port}"
 
     def start_chain(self) -> Any:
-
         result = chain_up(self.settings)
         self.chain_started = result.started_anvil
         return result.deployment

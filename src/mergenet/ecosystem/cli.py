@@ -55,7 +55,6 @@ def build_with_progress(*, seed: int | None = None, console: Console | None = No
 
 
 def evaluate_with_progress(world, *, console: Console | None = None):
-
     bars: dict[str, TaskID] = {}
     with _progress(console or Console(stderr=True)) as progress:
 

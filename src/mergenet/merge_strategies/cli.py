@@ -18,7 +18,6 @@ from rich.table import Table
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
-
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -29,7 +28,6 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _list(as_json: bool) -> None:
-
     # lazy here and below: the registry and the engine import torch and mergekit
     from mergenet.merge_strategies import registry
 

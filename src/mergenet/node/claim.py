@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 
 def contracts_from(client: CoordinatorClient, rpc_override: str | None) -> RewardContracts:
-
     info = client.chain()
     rpc_url = rpc_override or str(info["rpc_url"])
     deployment = Deployment(

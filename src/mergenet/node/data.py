@@ -30,7 +30,6 @@ class TrainRow:
 
     @property
     def continuation(self) -> str:
-
         return continuation(self.output)
 
 

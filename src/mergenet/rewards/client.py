@@ -149,7 +149,6 @@ class RewardContracts:
 
     @classmethod
     def bind(cls, w3: Web3, deployment: Deployment) -> RewardContracts:
-
         arts = load_artifacts()
         return cls(
             w3=w3,
