@@ -19,7 +19,8 @@ from rich.progress import (
 from mergenet.config import get_settings
 from mergenet.ecosystem.report import evaluate_world, markdown_table, world_table
 from mergenet.ecosystem.spec import WorldSpec
-from mergenet.ecosystem.world import build_world, world_dir
+from mergenet.ecosystem.world import World, build_world, world_dir
+from mergenet.protocol.results import EvalResult
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -35,7 +36,7 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def build_with_progress(*, seed: int | None = None, console: Console | None = None):
+def build_with_progress(*, seed: int | None = None, console: Console | None = None) -> World:
     """Build (or reuse) the default world with one progress bar per stage."""
 
     settings = get_settings()
@@ -54,7 +55,9 @@ def build_with_progress(*, seed: int | None = None, console: Console | None = No
         return build_world(spec, settings.world_root, progress=on_stage)
 
 
-def evaluate_with_progress(world, *, console: Console | None = None):
+def evaluate_with_progress(
+    world: World, *, console: Console | None = None
+) -> dict[str, EvalResult]:
     bars: dict[str, TaskID] = {}
     with _progress(console or Console(stderr=True)) as progress:
 

@@ -135,7 +135,7 @@ def _tokenizer_texts(spec: WorldSpec) -> list[str]:
 
 
 def _encode_pool(
-    spec: WorldSpec, tokenizer, tasks: Sequence[str], *, answer_only: bool
+    spec: WorldSpec, tokenizer: Any, tasks: Sequence[str], *, answer_only: bool
 ) -> list[tuple[list[int], int]]:
     """Training rows for ``tasks``: completion rows, with ``mc_fraction`` in Dharma form.
 
@@ -159,7 +159,7 @@ def _encode_pool(
     return pool
 
 
-def _new_model(spec: WorldSpec, tokenizer):
+def _new_model(spec: WorldSpec, tokenizer: Any) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -183,8 +183,8 @@ def _new_model(spec: WorldSpec, tokenizer):
 
 def _train_and_save(
     spec: WorldSpec,
-    model,
-    tokenizer,
+    model: Any,
+    tokenizer: Any,
     pool: list[tuple[list[int], int]],
     *,
     steps: int,
@@ -193,7 +193,7 @@ def _train_and_save(
     out: Path,
     stage: str,
     progress: StageProgress,
-) -> dict:
+) -> dict[str, Any]:
     from mergenet.ecosystem.training import TrainConfig, sample_rows, train_lm
 
     cfg = TrainConfig(

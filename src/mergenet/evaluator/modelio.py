@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
-def load_causal_lm(name_or_path: str | Path, *, dtype: str = "float32"):
+def load_causal_lm(
+    name_or_path: str | Path, *, dtype: str = "float32"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """(model, tokenizer) in eval mode.
 
     A local folder is used as is; anything else goes through the hub (``from_pretrained``

@@ -19,6 +19,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel
@@ -136,7 +137,7 @@ def score_sequences(
 @torch.inference_mode()
 def evaluate_items(
     model: torch.nn.Module,
-    tokenizer,
+    tokenizer: Any,  # an HF tokenizer (encoding.TextTokenizer does not describe one yet)
     items: Sequence[Item],
     loss_items: Sequence[Item] | None = None,
     *,

@@ -20,9 +20,14 @@ threshold (hardshrink: keep |x| > shrink), 3 random mask (a uint8 1/0 array).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+"""Annotations only: numba compiles for the types it is called with."""
 
 ZERO, ALL, THRESHOLD, MASK = 0, 1, 2, 3
 
@@ -31,13 +36,15 @@ _BLOCK = 1024
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False, inline="always")
-def _put(row, t, i, v, first):  # pragma: no cover - compiled
+def _put(row: F32, t: F32, i: int, v: np.float32, first: bool) -> None:  # pragma: no cover
     row[i] = v
     t[i] = v if first else t[i] + v
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)
-def _fill(row, t, first, d, mk, kind, th, c):  # pragma: no cover - compiled
+def _fill(  # pragma: no cover - compiled
+    row: F32, t: F32, first: bool, d: F32, mk: Any, kind: int, th: float, c: float
+) -> None:
     """``row`` ← sparsify(``d``)·c, rounded as ``hardshrink(δ)·c`` / ``(mask·δ)·c``, and the
     running total ``t`` ← ``row`` (first delta) or ``t + row`` (the left-to-right dim-0 sum).
 
@@ -62,7 +69,9 @@ def _fill(row, t, first, d, mk, kind, th, c):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False, inline="always")
-def _finish(b, o, mx, dv, m, normalize, lam64):  # pragma: no cover - compiled
+def _finish(  # pragma: no cover - compiled
+    b: F32, o: F32, mx: F32, dv: F32, m: int, normalize: bool, lam64: np.float64
+) -> None:
     """``o`` ← ``b + λ·mixed`` (divided by the kept weights when ``normalize``)."""
     zero = np.float32(0.0)
     one = np.float32(1.0)
@@ -78,9 +87,20 @@ def _finish(b, o, mx, dv, m, normalize, lam64):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)
-def ties_combine(
-    base, deltas, masks, kinds, shrink, coef, weights, normalize, lam, out, start, end
-):  # pragma: no cover - compiled
+def ties_combine(  # pragma: no cover - compiled
+    base: F32,
+    deltas: Any,
+    masks: Any,
+    kinds: npt.NDArray[np.int64],
+    shrink: F32,
+    coef: F32,
+    weights: F32,
+    normalize: bool,
+    lam: np.float32,
+    out: F32,
+    start: int,
+    end: int,
+) -> None:
     """``out[start:end]`` ← base + λ·(sum of the sign-agreeing sparsified, weighted deltas),
     divided by the summed weights of the kept deltas when ``normalize``.
 

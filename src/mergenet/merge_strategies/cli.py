@@ -8,6 +8,7 @@ Parameter names and defaults are mergekit's, so ``--param density=0.5`` means wh
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def _list(as_json: bool) -> None:
     Console().print(table)
 
 
-def _resolver(recipe: Any, delta_dir: Path | None):
+def _resolver(recipe: Any, delta_dir: Path | None) -> Callable[[str], Any]:
     def resolve(sha: str) -> Any:
         for c in recipe.contributions:
             if c.sha256 == sha and c.path:
@@ -131,7 +132,15 @@ def merge_command(
         raise typer.Exit(2) from None
 
 
-def _merge(strategy, base, delta, weight, param, seed, out) -> None:
+def _merge(
+    strategy: str,
+    base: Path | None,
+    delta: list[Path],
+    weight: list[float],
+    param: list[str],
+    seed: int,
+    out: Path | None,
+) -> None:
     from mergenet.deltas.hashing import sha256_file
     from mergenet.deltas.models import ModelSource
     from mergenet.merge_strategies import engine
@@ -163,7 +172,9 @@ def _merge(strategy, base, delta, weight, param, seed, out) -> None:
     typer.echo(f"wrote {out} ({p.strategy.name}, {len(delta)} deltas, params {p.params})")
 
 
-def _rebuild(recipe_path, base, delta_dir, out) -> None:
+def _rebuild(
+    recipe_path: Path, base: Path | None, delta_dir: Path | None, out: Path | None
+) -> None:
     from mergenet.merge_strategies.recipe import Recipe, build_to_dir
 
     if out is None:
@@ -176,7 +187,7 @@ def _rebuild(recipe_path, base, delta_dir, out) -> None:
     typer.echo(f"rebuilt {r.sha256[:16]}… into {out}")
 
 
-def _export(recipe_path, base, delta_dir, out) -> None:
+def _export(recipe_path: Path, base: Path | None, delta_dir: Path | None, out: Path | None) -> None:
     from mergenet.merge_strategies.export import export_recipe, mergekit_config, to_yaml
     from mergenet.merge_strategies.recipe import Recipe
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,7 +171,7 @@ def merge_to_dir(
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, total: int, label: str):
+def _progress(enabled: bool, total: int, label: str) -> Iterator[Callable[[int], object]]:
     if not enabled:
         yield lambda n: None
         return

@@ -10,6 +10,8 @@ first — ``mergenet merge --mergekit-yaml FILE --out DIR`` does that.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from mergekit.merge_methods import (
     BasePolicy,
@@ -53,7 +55,7 @@ def expo_merge(
 
 
 def _consensus_reference(
-    group: TensorGroup, *, weight, epsilon: float, gamma: float, **rest
+    group: TensorGroup, *, weight: Any, epsilon: float, gamma: float, **rest: Any
 ) -> torch.Tensor:
     scale = rest["lambda"]
     base = group.base.tensor

@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mergenet.evaluator.encoding import continuation
 from mergenet.node.errors import NodeError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 MAX_ROW_CHARS = 4000
 
@@ -72,7 +76,9 @@ def _parse(path: Path, number: int, line: str) -> TrainRow:
     return TrainRow(row["input"], row["output"])
 
 
-def encode_rows(tokenizer, rows: list[TrainRow]) -> list[tuple[list[int], int]]:
+def encode_rows(
+    tokenizer: PreTrainedTokenizerBase, rows: list[TrainRow]
+) -> list[tuple[list[int], int]]:
     """(token ids, answer start) per row, for ``ecosystem.training.train_lm``."""
     prompts = tokenizer([r.prompt for r in rows], add_special_tokens=False)["input_ids"]
     answers = tokenizer([r.continuation for r in rows], add_special_tokens=False)["input_ids"]

@@ -191,7 +191,7 @@ class PetalsWorker:
     def __enter__(self) -> PetalsWorker:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -19,7 +19,7 @@ class PeerStartError(RuntimeError):
     """A peer exited or did not report ready in time; the message ends with its log tail."""
 
 
-def spawn(argv: Sequence[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen:
+def spawn(argv: Sequence[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session with stdout+stderr appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as f:

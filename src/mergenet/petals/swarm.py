@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -122,12 +123,17 @@ def server_argv(
 
 def spawn_server(
     model_dir: Path, blocks: tuple[int, int], prefix: str, initial_peers: list[str], log: Path
-):
+) -> subprocess.Popen[bytes]:
     return procs.spawn(server_argv(model_dir, blocks, prefix, initial_peers), log, petals_environ())
 
 
 def await_server(
-    proc, log: Path, blocks: tuple[int, int], prefix: str, model_dir: Path, timeout: float
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    blocks: tuple[int, int],
+    prefix: str,
+    model_dir: Path,
+    timeout: float,
 ) -> Peer:
     """Wait for the server's ``Started`` line; its multiaddr is logged before it."""
     procs.wait_for_log(proc, log, r"\[INFO\] Started", timeout)

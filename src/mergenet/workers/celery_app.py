@@ -69,7 +69,7 @@ def make_app(redis_url: str | None = None, settings: CelerySettings | None = Non
     return app
 
 
-def evaluate(self, env: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+def evaluate(self: Any, env: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
     """Run one evaluation task (JSON in, JSON out); errors come back inside the outcome."""
     return run_task_here(WorkerEnv.from_json(env), EvalTask.from_json(task)).to_json()
 

@@ -48,7 +48,7 @@ def batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
     return groups
 
 
-def forward(model, sequences: list[list[int]], max_tokens: int) -> list[Any]:
+def forward(model: Any, sequences: list[list[int]], max_tokens: int) -> list[Any]:
     """Logits ``[n_i, V]`` (float32) of each sequence, as an unpadded forward would give."""
     import torch
 
@@ -65,7 +65,7 @@ def forward(model, sequences: list[list[int]], max_tokens: int) -> list[Any]:
     return out
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> Any:
     import torch
 
     from petals import AutoDistributedModelForCausalLM
