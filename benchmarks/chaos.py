@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,12 +31,13 @@ import httpx
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from chaos_checks import WAIT, final_checks, quick_checks
+from chaos_checks import WAIT, final_checks, quick_checks, table
 from reliability_kit import (
     Anvil,
     Coordinator,
     Postgres,
     Redis,
+    Workers,
     WorldFiles,
     account,
     chain_settings,
@@ -82,6 +82,7 @@ class Chaos:
     inflight: list[threading.Thread] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     unacked: int = 0
+    claims: list[str] = field(default_factory=list)
 
     @property
     def engine(self) -> sa.Engine:
@@ -125,7 +126,7 @@ class Chaos:
         return r.status_code
 
     def upload_async(self, path: Path, who: int) -> threading.Thread:
-        t = threading.Thread(target=self.upload, args=(path, who), daemon=True)
+        t = threading.Thread(target=self.upload, args=(path, who), name="upload", daemon=True)
         t.start()
         self.inflight.append(t)
         return t
@@ -157,9 +158,11 @@ class Chaos:
         fund(self.anvil.url, account(who).address)
         try:
             with CoordinatorClient(self.coord.url) as client:
-                return f"claimed {claim(client, account(who), None).paid}"
+                result = f"claim paid {claim(client, account(who), None).paid}"
         except Exception as exc:  # a claim cut off by the kill is retried at the end
-            return f"claim failed: {type(exc).__name__}"
+            result = f"claim cut off ({type(exc).__name__})"
+        self.claims.append(result)
+        return result
 
     # ---------------------------------------------------------------- faults
     def snapshot(self) -> str:
@@ -172,9 +175,9 @@ class Chaos:
         incoming = self.work / "data" / "artifacts" / "incoming"
         if incoming.exists() and any(incoming.iterdir()):
             parts.append("incoming files")
-        busy = sum(t.is_alive() for t in self.inflight)
+        busy = sorted(t.name for t in self.inflight if t.is_alive())
         if busy:
-            parts.append(f"{busy} request(s) in flight")
+            parts.append(" + ".join(busy) + " in flight")
         return ", ".join(parts) or "idle"
 
     def reach(self, point: str, timeout: float) -> bool:
@@ -189,7 +192,7 @@ class Chaos:
             if not wait_for(lambda: bool(self.claimable()), timeout, 1.0):
                 return False
             who = self.rng.choice(self.claimable())
-            t = threading.Thread(target=self.claim, args=(who,), daemon=True)
+            t = threading.Thread(target=self.claim, args=(who,), name="claim", daemon=True)
             t.start()
             self.inflight.append(t)
             time.sleep(self.rng.uniform(0.0, 0.5))
@@ -211,6 +214,8 @@ class Chaos:
         for t in self.inflight:
             t.join(timeout=180)
         fault.outcome = quick_checks(self)
+        if point == "claim" and self.claims:
+            fault.outcome += f"; {self.claims[-1]}"
         self.upload_async(self.next_variant(), self.rng.randrange(8))  # keep work arriving
         return fault
 
@@ -225,52 +230,6 @@ class Chaos:
         fault.restart_s = time.monotonic() - t0
         fault.outcome += quick_checks(self) if healthy else "coordinator unhealthy"
         return fault
-
-
-def table(faults: list[Fault]) -> str:
-    lines = ["| # | fault | state at the fault | back in | outcome |", "|---:|---|---|---:|---|"]
-    lines += [
-        f"| {f.n} | {f.what} | {f.state} | {f.restart_s:.1f} s | {f.outcome} |" for f in faults
-    ]
-    return "\n".join(lines)
-
-
-class Workers:
-    """``mergenet worker`` processes (Celery, solo pool) for the ``--infra`` run."""
-
-    def __init__(self, run: Chaos, redis_url: str, n: int):
-        self.run, self.redis_url, self.procs = run, redis_url, [None] * n
-
-    def start(self, i: int) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "mergenet.cli",
-            "worker",
-            "--coordinator",
-            self.run.coord.url,
-            "--redis-url",
-            self.redis_url,
-            "--concurrency",
-            "1",
-            "--cache-dir",
-            str(self.run.work / f"worker-{i}"),
-        ]
-        log = (self.run.work / f"worker-{i}.log").open("ab")
-        self.procs[i] = subprocess.Popen(
-            cmd, env=self.run.coord.env, stdout=log, stderr=subprocess.STDOUT
-        )
-
-    def kill9(self, i: int) -> None:
-        self.procs[i].kill()
-        self.procs[i].wait()
-        self.start(i)
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p is not None and p.poll() is None:
-                p.terminate()
-                p.wait(timeout=30)
 
 
 @dataclass
@@ -344,7 +303,7 @@ def run_chaos(world: WorldFiles, work: Path, opts: Options) -> tuple[list[Fault]
     try:
         run.coord.start()
         if opts.infra:
-            workers = Workers(run, services[2].url, 2)
+            workers = Workers(run.coord, run.work, services[2].url, 2)
             workers.start(0)
             workers.start(1)
         for i in range(opts.initial_uploads):
@@ -357,6 +316,8 @@ def run_chaos(world: WorldFiles, work: Path, opts: Options) -> tuple[list[Fault]
                 run.faults.append(run.service_fault(n, *extra[k]))
             n += 1
             run.faults.append(run.kill_restart(n, point, opts.point_timeout))
+            if workers is not None:
+                run.faults[-1].outcome += workers.revive()
             print(table(run.faults[-1:]).splitlines()[-1], flush=True)
         results = final_checks(run, opts.settle_s)
         results["unacknowledged_attempts"] = run.unacked

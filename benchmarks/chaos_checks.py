@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from reliability_kit import wait_for
 
 if TYPE_CHECKING:
-    from chaos import Chaos
+    from chaos import Chaos, Fault
 
 WAIT = {
     "scoring": "select count(*) from candidates where kind = 'contribution' and status = 'queued'",
@@ -163,3 +163,11 @@ def final_checks(run: Chaos, settle_s: float) -> dict[str, Any]:
     assert out["reconcile_rc"] == 0, "mergenet rewards reconcile found differences"
     out["evaluations"] = run.scalar("select count(*) from evaluations")
     return out
+
+
+def table(faults: list[Fault]) -> str:
+    lines = ["| # | fault | state at the fault | back in | outcome |", "|---:|---|---|---:|---|"]
+    lines += [
+        f"| {f.n} | {f.what} | {f.state} | {f.restart_s:.1f} s | {f.outcome} |" for f in faults
+    ]
+    return "\n".join(lines)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import shutil
 import signal
@@ -321,5 +320,52 @@ class Postgres:
         self.start()
 
 
-def dump(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=str)
+class Workers:
+    """``mergenet worker`` processes (Celery, solo pool) for the ``--infra`` run."""
+
+    def __init__(self, coord: Coordinator, work: Path, redis_url: str, n: int):
+        self.coord, self.work, self.redis_url = coord, work, redis_url
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
+
+    def start(self, i: int) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "mergenet.cli",
+            "worker",
+            "--coordinator",
+            self.coord.url,
+            "--redis-url",
+            self.redis_url,
+            "--concurrency",
+            "1",
+            "--cache-dir",
+            str(self.work / f"worker-{i}"),
+        ]
+        path = self.work / f"worker-{i}.log"
+        start = path.stat().st_size if path.exists() else 0
+        with path.open("ab") as log:
+            proc = subprocess.Popen(cmd, env=self.coord.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[i] = proc
+        wait_for(lambda: proc.poll() is not None or b" ready." in path.read_bytes()[start:], 180)
+
+    def kill9(self, i: int) -> None:
+        proc = self.procs[i]
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        self.start(i)
+
+    def revive(self) -> str:
+        """Restart workers that exited: a worker refuses to start while the coordinator is
+        down (exit 2, by design), so one booting across a kill must be started again."""
+        dead = [i for i, p in enumerate(self.procs) if p is not None and p.poll() is not None]
+        for i in dead:
+            self.start(i)
+        return f"; worker {dead} had exited, restarted" if dead else ""
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
