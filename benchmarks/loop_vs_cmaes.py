@@ -55,7 +55,7 @@ def run_loop(world: Any, data: Path, budget: int, workers: int, seed: int) -> di
     from mergenet.coordinator.settings import CoordinatorSettings
     from mergenet.coordinator.state import current_version, evolution_evaluations
     from mergenet.coordinator.submissions import Upload
-    from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.hashes import sha256_file
     from mergenet.protocol.signing import sign_submission
 
     settings = Settings(data_dir=data)
@@ -114,10 +114,10 @@ def run_cmaes(
     from mergenet.coordinator.artifacts import ArtifactStore
     from mergenet.coordinator.runtime import ensure_base_version
     from mergenet.db import make_engine, make_session_factory
-    from mergenet.deltas.hashing import sha256_file
     from mergenet.merge_strategies.recipe import build
     from mergenet.migrate import upgrade
     from mergenet.protocol.evaluation import SampleSpec, WorkerEnv
+    from mergenet.protocol.hashes import sha256_file
     from mergenet.workers.local_pool import ProcessEvaluationPool
 
     data.mkdir(parents=True, exist_ok=True)

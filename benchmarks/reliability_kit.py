@@ -86,7 +86,7 @@ def account(i: int) -> Any:
 
 
 def signed_form(acct: Any, path: Path, parent: str, nonce: int) -> dict[str, str]:
-    from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.hashes import sha256_file
     from mergenet.protocol.signing import sign_submission
 
     sig = sign_submission(acct, sha256_file(path), parent, nonce, CHAIN_ID)

@@ -35,7 +35,7 @@ def serve(world: Any, root: Path) -> tuple[str, Any, Any, list[str]]:
     from mergenet.coordinator.app import create_app
     from mergenet.coordinator.runtime import Coordinator
     from mergenet.coordinator.settings import CoordinatorSettings
-    from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.hashes import sha256_file
 
     coord = Coordinator(
         Settings(data_dir=root / "data", database_url=None),

@@ -125,7 +125,7 @@ def account(i: int):  # type: ignore[no-untyped-def]
 def signed_form(
     acct: Any, path: Path, parent: str, nonce: int, chain_id: int = 31337
 ) -> dict[str, str]:
-    from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.hashes import sha256_file
     from mergenet.protocol.signing import sign_submission
 
     sig = sign_submission(acct, sha256_file(path), parent, nonce, chain_id)

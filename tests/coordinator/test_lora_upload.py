@@ -33,7 +33,7 @@ def _adapter(world: Any, out: Path) -> Path:
 
 
 def _post(client: Any, folder: Path, parent: str, nonce: int, config: bytes | None = None):  # type: ignore[no-untyped-def]
-    from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.hashes import sha256_file
     from mergenet.protocol.signing import adapter_sha256, sign_submission
 
     acct = account(5)

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from mergenet.deltas.errors import DeltaValidationError
-from mergenet.deltas.hashing import sha256_file, state_dict_sha256
+from mergenet.deltas.hashing import state_dict_sha256
 from mergenet.deltas.io import TensorSpec, TensorWriter, load_tensors, read_header, save_tensors
 from mergenet.errors import TooLarge
+from mergenet.protocol.hashes import sha256_file
 
 
 def _tensors():

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mergenet.deltas.hashing import sha256_file
+from mergenet.protocol.hashes import sha256_file
 
 from ..coordinator.server import CoordinatorProcess
 from ..rewards.cast import cast_balance

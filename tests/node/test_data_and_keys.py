@@ -90,8 +90,8 @@ def test_submit_needs_a_parent_for_a_bare_delta(tmp_path: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from mergenet.deltas.hashing import sha256_file
     from mergenet.node.submit import resolve_artifact
+    from mergenet.protocol.hashes import sha256_file
 
     delta = tmp_path / "d.safetensors"
     save_file({"w": torch.zeros(2)}, str(delta))

@@ -14,7 +14,6 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from mergenet.deltas.hashing import sha256_file
 from mergenet.deltas.models import ModelSource
 from mergenet.merge_strategies.recipe import Contribution, Recipe, build
 from mergenet.petals import procs
@@ -22,6 +21,7 @@ from mergenet.petals.candidates import candidate_prefix, serve_candidate
 from mergenet.petals.client import PetalsWorker
 from mergenet.petals.swarm import split_blocks
 from mergenet.petals.views import block_names, client_names, num_blocks
+from mergenet.protocol.hashes import sha256_file
 
 
 def _names(folder: Path) -> set[str]:

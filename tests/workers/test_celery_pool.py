@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from mergenet.deltas.hashing import sha256_file
 from mergenet.petals import procs
 from mergenet.protocol.evaluation import EvalTask, SampleSpec, WorkerEnv
+from mergenet.protocol.hashes import sha256_file
 
 VISIBILITY = 15  # seconds; above one task's time here (~5-10 s), so no healthy task restarts
 PARENT = "0" * 64

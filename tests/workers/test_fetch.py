@@ -58,7 +58,7 @@ def coordinator(tmp_path_factory):
     from mergenet.coordinator.app import create_app
     from mergenet.coordinator.runtime import Coordinator
     from mergenet.coordinator.settings import CoordinatorSettings
-    from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.hashes import sha256_file
     from mergenet.protocol.signing import adapter_folder_sha256
 
     from .conftest import _free_port
@@ -121,8 +121,8 @@ def coordinator(tmp_path_factory):
 
 
 def test_fetches_each_artifact_by_hash_and_reuses_the_cache(coordinator, tmp_path) -> None:
-    from mergenet.deltas.hashing import sha256_file
     from mergenet.deltas.models import ModelSource
+    from mergenet.protocol.hashes import sha256_file
     from mergenet.protocol.signing import adapter_folder_sha256
 
     url, coord, h = coordinator

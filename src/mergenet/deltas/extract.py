@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from mergenet.deltas.errors import DeltaValidationError
-from mergenet.deltas.hashing import sha256_file
 from mergenet.deltas.io import TensorSpec, TensorWriter
 from mergenet.deltas.models import ModelSource
+from mergenet.protocol.hashes import sha256_file
 
 FORMAT = "mergenet-delta/1"
 

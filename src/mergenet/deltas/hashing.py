@@ -1,27 +1,15 @@
-"""sha256 content hashes: of files (what a contributor signs and the store is keyed by) and of
-state dicts (a model version's identity, independent of how it was serialised)."""
+"""sha256 of state dicts: a model version's identity, independent of how it was serialised.
+
+The sha256 of a file (what a contributor signs, what the store is keyed by) is
+:func:`mergenet.protocol.hashes.sha256_file`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import torch
-
-_BLOCK = 1 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _update(h: hashlib._Hash, name: str, t: torch.Tensor) -> None:

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from mergenet.deltas.errors import DeltaTooLarge, DeltaValidationError
-from mergenet.deltas.hashing import sha256_file
 from mergenet.deltas.io import TensorSpec, read_header
 from mergenet.deltas.models import ModelSource
 from mergenet.deltas.sources import DeltaSource, DenseDelta
+from mergenet.protocol.hashes import sha256_file
 
 
 @dataclass(frozen=True)

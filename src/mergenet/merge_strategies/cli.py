@@ -141,10 +141,10 @@ def _merge(
     seed: int,
     out: Path | None,
 ) -> None:
-    from mergenet.deltas.hashing import sha256_file
     from mergenet.deltas.models import ModelSource
     from mergenet.merge_strategies import engine
     from mergenet.merge_strategies.recipe import Contribution, Recipe
+    from mergenet.protocol.hashes import sha256_file
 
     if base is None or out is None or not delta:
         raise typer.BadParameter("--strategy needs --base, at least one --delta and --out")

@@ -35,7 +35,7 @@ class Artifact:
 
 def resolve_artifact(path: Path, parent: str | None) -> Artifact:
     """What ``path`` holds: a finetune output folder, an adapter folder, or a delta file."""
-    from mergenet.deltas.hashing import sha256_file
+    from mergenet.protocol.hashes import sha256_file
     from mergenet.protocol.signing import adapter_folder_sha256
 
     if not path.exists():
