@@ -244,6 +244,7 @@ class Options:
     sample_n: int = 4
     workers: int = 1
     initial_uploads: int = 4
+    margin: float = -0.03
 
 
 def schedule(opts: Options) -> list[str]:
@@ -263,6 +264,9 @@ def setup(world: WorldFiles, work: Path, opts: Options) -> tuple[Chaos, list[Any
         "MERGENET_CHAIN_URL": anvil.url,
         "MERGENET_COORDINATOR_LOOP__SAMPLE_N": str(opts.sample_n),
         "MERGENET_COORDINATOR_WORKERS": str(opts.workers),
+        # most contributions earn and more candidates pass: the faults need payments and
+        # version builds to land on (the default 0.005 paid 1 of 8 in a trial run)
+        "MERGENET_COORDINATOR_LOOP__MARGIN": str(opts.margin),
     }
     args: tuple[str, ...] = ("--chain", "--epoch-seconds", str(opts.epoch_seconds))
     db_url = f"sqlite:///{work / 'data' / 'mergenet.db'}"
@@ -351,10 +355,14 @@ def main() -> None:
     t0 = time.monotonic()
     faults, results = run_chaos(WorldFiles.find(), work, opts)
     print(table(faults))
+    survived = sum("ok:" in f.outcome for f in faults)
     print(
-        f"\nfaults injected {len(faults)}, survived {len(faults)}; "
+        f"\nfaults injected {len(faults)}, survived {survived}; "
         f"{time.monotonic() - t0:.0f} s; {json.dumps(results)}"
     )
+    for line in results["failed"]:
+        print(f"FINDING: a contribution failed scoring during the faults: {line}")
+    sys.exit(1 if results["failed"] or survived < len(faults) else 0)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ WAIT = {
     "selection": "select count(*) from candidates where kind <> 'contribution' "
     "and status = 'queued'",
     "confirmation": "select count(*) from candidates where status = 'confirming'",
-    "epoch close": "select count(*) from reward_accruals where epoch_number is null",
+    # zero rewards wait outside any epoch until a positive one arrives (ledger.close_epoch)
+    "epoch close": "select count(*) from reward_accruals where epoch_number is null "
+    "and cast(amount as numeric) > 0",
     "root publish": "select count(*) from reward_epochs where state <> 'confirmed'",
 }
 
@@ -157,6 +159,16 @@ def final_checks(run: Chaos, settle_s: float) -> dict[str, Any]:
     out["unscored"] = (
         0 if scored else run.scalar("select count(*) from contributions where status = 'received'")
     )
+    with run.engine.connect() as conn:
+        out["failed"] = [  # a contribution that failed scoring is never scored nor paid
+            f"{sha[:12]}: {error}"
+            for sha, error in conn.execute(
+                sa.text(
+                    "select c.sha256, max(k.error) from contributions c join candidates k "
+                    "on k.contribution_sha = c.sha256 where c.status = 'failed' group by c.sha256"
+                )
+            )
+        ]
     settle_rewards(run, settle_s)
     out |= ledger_checks(run)
     out["reconcile_rc"] = reconcile(run)

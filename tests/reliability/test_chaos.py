@@ -34,4 +34,5 @@ def test_kill_9_at_points_of_a_run(world: Any, tmp_path: Path) -> None:
     assert all(f.outcome.startswith("ok") for f in faults)
     assert results["acknowledged"] >= opts.initial_uploads
     assert results["reconcile_rc"] == 0
+    assert results["failed"] == [], "a contribution failed scoring across the kills"
     assert results["evaluations"] > 0
