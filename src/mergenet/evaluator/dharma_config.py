@@ -1,4 +1,5 @@
-"""The Dharma build config: upstream's ``config.yml`` shape, validated, every error naming its key.
+"""The Dharma build config: upstream's ``config.yml`` shape, validated by pydantic (strict: no
+coercion), every error naming its key.
 
 ``dataset_size`` rows are split over ``benchmarks`` in proportion to their ``count``
 (:func:`allocate`); each benchmark's rows come from a local JSONL file or a Hugging Face
@@ -11,14 +12,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mergenet.evaluator.dharma import DharmaError
 
-_TOP_KEYS = {"dataset_size", "data_seed", "force_dist", "benchmarks"}
-_BENCH_KEYS = {"count", "source", "split", "subset"}
 _UPSTREAM_ONLY = {"output", "hf_repo", "hf_upload", "hf_private", "prompt_format"}
 HF_PREFIX = "hf:"
 
@@ -62,70 +62,90 @@ class DharmaConfig:
         return path if path.exists() or looks_local else None
 
 
-def _int(value: Any, where: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise DharmaError(f"{where} must be an integer >= {minimum}, got {value!r}")
-    return value
+class _Entry(BaseModel):
+    """One ``benchmarks:`` entry as the file holds it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    count: int = Field(ge=0)
+    source: str = Field(pattern=r"\S")
+    split: str = "test"
+    subset: str | None = None
+
+
+class _File(BaseModel):
+    """The config file's shape; :func:`parse_config` turns it into a ``DharmaConfig``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    dataset_size: int = Field(ge=1)
+    data_seed: int = Field(ge=0)
+    force_dist: bool = False
+    benchmarks: dict[Annotated[str, Field(min_length=1)], _Entry] = Field(min_length=1)
 
 
 def parse_config(data: Any, *, base_dir: Path = Path("."), origin: str = "config") -> DharmaConfig:
     """Validate a config mapping; every error names the offending key."""
     if not isinstance(data, dict):
         raise DharmaError(f"{origin}: the config must be a YAML mapping")
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
+    try:
+        f = _File.model_validate(data)
+    except ValidationError as exc:
+        raise DharmaError(f"{origin}: {_describe(exc)}") from None
+    specs = tuple(
+        BenchmarkSpec(name, e.count, e.source.strip(), e.split, e.subset)
+        for name, e in f.benchmarks.items()
+    )
+    if not any(s.count for s in specs):
+        raise DharmaError(f"{origin}: every benchmark has count 0; nothing to build")
+    return DharmaConfig(f.dataset_size, f.data_seed, specs, f.force_dist, base_dir)
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first problem pydantic found, in the words of the config file (unknown keys first,
+    all of them at once, then missing keys, then bad values)."""
+    errors = exc.errors()
+    extra = [e for e in errors if e["type"] == "extra_forbidden"]
+    if extra:
+        at = extra[0]["loc"][:-1]
+        keys = sorted(str(e["loc"][-1]) for e in extra if e["loc"][:-1] == at)
+        allowed = sorted((_Entry if at else _File).model_fields)
         hint = ""
-        if unknown & _UPSTREAM_ONLY:
+        if set(keys) & _UPSTREAM_ONLY:
             hint = (
                 " (upstream dharma's output/upload/prompt options are not supported: "
                 "mergenet writes the one file given by --out in the fixed Dharma format)"
             )
-        raise DharmaError(
-            f"{origin}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}{hint}"
-        )
-    for key in ("dataset_size", "data_seed", "benchmarks"):
-        if key not in data:
-            raise DharmaError(f"{origin}: missing required key {key!r}")
-    size = _int(data["dataset_size"], f"{origin}: dataset_size", minimum=1)
-    seed = _int(data["data_seed"], f"{origin}: data_seed", minimum=0)
-    force = data.get("force_dist", False)
-    if not isinstance(force, bool):
-        raise DharmaError(f"{origin}: force_dist must be true or false, got {force!r}")
-    benches = data["benchmarks"]
-    if not isinstance(benches, dict) or not benches:
-        raise DharmaError(f"{origin}: benchmarks must be a non-empty mapping name -> entry")
-    specs = []
-    for name, entry in benches.items():
-        where = f"{origin}: benchmarks.{name}"
-        if not isinstance(name, str) or not name:
-            raise DharmaError(f"{origin}: benchmark names must be non-empty strings")
-        if not isinstance(entry, dict):
-            raise DharmaError(f"{where} must be a mapping with count and source")
-        bad = set(entry) - _BENCH_KEYS
-        if bad:
-            raise DharmaError(
-                f"{where}: unknown key(s) {sorted(bad)}; allowed: {sorted(_BENCH_KEYS)}"
-            )
-        if "count" not in entry or "source" not in entry:
-            raise DharmaError(f"{where}: needs both 'count' and 'source'")
-        source = entry["source"]
-        if not isinstance(source, str) or not source.strip():
-            raise DharmaError(f"{where}.source must be a file path or a Hugging Face dataset id")
-        for key in ("split", "subset"):
-            if key in entry and not isinstance(entry[key], str):
-                raise DharmaError(f"{where}.{key} must be a string")
-        specs.append(
-            BenchmarkSpec(
-                name=name,
-                count=_int(entry["count"], f"{where}.count", minimum=0),
-                source=source.strip(),
-                split=entry.get("split", "test"),
-                subset=entry.get("subset"),
-            )
-        )
-    if not any(s.count for s in specs):
-        raise DharmaError(f"{origin}: every benchmark has count 0; nothing to build")
-    return DharmaConfig(size, seed, tuple(specs), force, base_dir)
+        where = f"{_path(at)}: " if at else ""
+        return f"{where}unknown key(s) {keys}; allowed: {allowed}{hint}"
+    missing = [e for e in errors if e["type"] == "missing"]
+    if missing:
+        loc = missing[0]["loc"]
+        if len(loc) == 1:
+            return f"missing required key {loc[0]!r}"
+        return f"{_path(loc[:-1])}: needs both 'count' and 'source'"
+    return _value_error(errors[0])
+
+
+def _value_error(e: Any) -> str:
+    loc, value, kind = e["loc"], e["input"], e["type"]
+    if loc == ("benchmarks",):
+        return "benchmarks must be a non-empty mapping name -> entry"
+    if loc[0] == "benchmarks" and loc[-1] == "[key]":
+        return "benchmark names must be non-empty strings"
+    if len(loc) == 2 and loc[0] == "benchmarks":
+        return f"{_path(loc)} must be a mapping with count and source"
+    where = _path(loc)
+    if loc[-1] == "source":
+        return f"{where} must be a file path or a Hugging Face dataset id"
+    if loc[-1] in ("split", "subset"):
+        return f"{where} must be a string"
+    if kind == "bool_type":
+        return f"{where} must be true or false, got {value!r}"
+    minimum = 1 if loc == ("dataset_size",) else 0
+    return f"{where} must be an integer >= {minimum}, got {value!r}"
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
 
 
 def load_config(path: str | Path) -> DharmaConfig:
