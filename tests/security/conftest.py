@@ -29,3 +29,7 @@ def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("base")
     tiny_llama().save_pretrained(out)
     return out
+
+
+# The coordinator fixtures (world, coordinator on it), shared with tests/coordinator.
+from ..coordinator.conftest import cworld, make_coordinator  # noqa: E402, F401

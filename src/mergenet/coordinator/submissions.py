@@ -31,9 +31,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.db import transaction
-from mergenet.deltas.errors import DeltaValidationError
+from mergenet.deltas.errors import DeltaTooLarge, DeltaValidationError
 from mergenet.errors import Conflict, InvalidInput, TooLarge, Unauthorized
-from mergenet.protocol.signing import SignatureError, adapter_sha256, verify_submission
+from mergenet.protocol.signing import (
+    SignatureError,
+    adapter_sha256,
+    canonical_signature,
+    verify_submission,
+)
 
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _CHUNK = 1 << 20
@@ -199,13 +204,8 @@ class SubmissionService:
         nonce: int,
         up: Upload,
     ) -> m.Contribution:
-        from mergenet.deltas.lora import LoraDelta
-        from mergenet.deltas.models import ModelSource
-        from mergenet.deltas.validate import (
-            ValidationLimits,
-            validate_delta_file,
-            validate_lora_adapter,
-        )
+        from mergenet.deltas.sandbox import validate_upload
+        from mergenet.deltas.validate import ValidationLimits
 
         with self.factory() as s:
             parent = s.scalar(select(m.Version).where(m.Version.hash == parent_hash))
@@ -235,20 +235,15 @@ class SubmissionService:
             max_file_bytes=self.upload_cap(parent_hash),
             max_relative_norm=self.limits.max_relative_norm,
         )
-        try:
-            if lora:
-                report = validate_lora_adapter(tmp, ModelSource(parent_dir), limits)
-                LoraDelta(tmp)  # merges read adapters without the base: no full modules
-            else:
-                report = validate_delta_file(tmp, ModelSource(parent_dir), limits)
-        except DeltaValidationError as exc:
+        try:  # in a child with CPU, memory and wall-clock limits (deltas.sandbox)
+            report = validate_upload(tmp, parent_dir, limits)
+        except (DeltaValidationError, DeltaTooLarge) as exc:
             what = "adapter" if lora else "delta"
-            msg = str(exc).replace(str(tmp), what).replace(tmp.name, what)
+            msg = str(exc).replace(str(tmp.absolute()), what).replace(tmp.name, what)
             if "pass the base model" in msg:
                 msg = f"{what} saves full modules (modules_to_save); train LoRA factors only"
-            raise InvalidUpload(f"invalid {what}: {msg}") from None
-        except (ValueError, KeyError, TypeError) as exc:  # malformed adapter_config.json
-            raise InvalidUpload(f"invalid adapter_config.json: {exc}") from None
+            kind = UploadTooLarge if isinstance(exc, DeltaTooLarge) else InvalidUpload
+            raise kind(f"invalid {what}: {msg}") from None
         if report.delta_norm == 0:
             raise InvalidUpload("the delta is all zeros: it changes nothing")
         self._check_near_copy(tmp, others)
@@ -263,7 +258,7 @@ class SubmissionService:
                     address=address,
                     parent_hash=parent_hash,
                     nonce=nonce,
-                    signature=up.signature.lower(),
+                    signature=canonical_signature(up.signature),
                     kind="lora" if lora else "dense",
                     size_bytes=size,
                     relative_norm=report.relative_norm,

@@ -86,9 +86,10 @@ class LoraDelta:
         modules = [n.removesuffix(".weight") for n in parent if n.endswith(".weight")]
         for t in self.config.target_modules:
             if not any(matches_module(t, m) for m in modules):
+                names = sorted({m.rsplit(".", 1)[-1] for m in modules})
                 raise DeltaValidationError(
                     f"adapter_config.json: target module {t!r} is not a module of the parent "
-                    f"model (its modules look like {modules[0] if modules else 'nothing'!r})"
+                    f"model (its module names end in {names[:12]})"
                 )
         for target in self._factors:
             module = target.removesuffix(".weight")
