@@ -190,3 +190,52 @@ def test_the_workers_state_dict_round_trip_keeps_the_merge(
     model.load_state_dict(merged)
     embed = model.get_input_embeddings().weight
     assert not torch.equal(embed, state[next(n for n in state if "embed" in n)])
+
+
+def _delta_of(folder: Path, path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    from mergenet.deltas.models import ModelSource
+
+    specs = ModelSource(folder).specs()
+    save_file({n: torch.full(s.shape, 1e-3) for n, s in specs.items()}, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        ({"num_key_value_heads": 4}, ("k_proj", "key/value heads")),
+        ({"vocab_size": 400}, ("lm_head", "vocabulary of 400 tokens")),
+        ({"tie_word_embeddings": True}, ("lm_head", "tie their output head differently")),
+    ],
+    ids=["grouped-query-heads", "vocabulary", "tied-embeddings"],
+)
+def test_a_delta_of_another_shape_is_a_clear_422(
+    overrides: dict[str, Any], names: tuple[str, str], tokenizer: Any, tmp_path: Path
+) -> None:
+    """A delta made on a model whose heads, vocabulary or tying differ from the parent's is
+    refused with an InvalidInput (422) that names the tensor and says what differs."""
+    from mergenet.deltas.errors import DeltaValidationError
+    from mergenet.deltas.models import ModelSource
+    from mergenet.deltas.validate import validate_delta_file
+    from mergenet.errors import InvalidInput
+
+    parent = ModelSource(save_parent("llama", tokenizer, tmp_path / "parent"))
+    other = save_parent("llama", tokenizer, tmp_path / "other", **overrides)
+    with pytest.raises(DeltaValidationError) as caught:
+        validate_delta_file(_delta_of(other, tmp_path / "delta.safetensors"), parent)
+    assert isinstance(caught.value, InvalidInput)
+    assert all(part in str(caught.value) for part in names), str(caught.value)
+
+
+def test_a_lora_adapter_of_other_heads_is_a_clear_422(tokenizer: Any, tmp_path: Path) -> None:
+    from mergenet.deltas.errors import DeltaValidationError
+    from mergenet.deltas.models import ModelSource
+    from mergenet.deltas.validate import validate_lora_adapter
+
+    parent = ModelSource(save_parent("llama", tokenizer, tmp_path / "parent"))
+    other = save_parent("llama", tokenizer, tmp_path / "other", num_key_value_heads=4)
+    adapter = _finetune(other, tmp_path / "lora", lora=True).artifact
+    with pytest.raises(DeltaValidationError, match=r"k_proj|v_proj"):
+        validate_lora_adapter(adapter, parent)

@@ -61,6 +61,25 @@ def _fmt(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
 
 
+_HEADS = ("lm_head.", "embed_out.")
+
+
+def _tying_hint(names: list[str]) -> str:
+    """Why an output head is missing or extra: the two models tie embeddings differently."""
+    if any(n.startswith(_HEADS) for n in names):
+        return " (the delta's model and the parent tie their output head differently)"
+    return ""
+
+
+def _shape_hint(name: str, got: tuple[int, ...], want: tuple[int, ...]) -> str:
+    """What a shape mismatch means for the tensors whose shape a config choice sets."""
+    if ("embed" in name or name.startswith(_HEADS)) and got[1:] == want[1:]:
+        return f": a vocabulary of {got[0]} tokens, the parent's has {want[0]} (use its tokenizer)"
+    if any(k in name for k in ("k_proj", "v_proj")) and got[1:] == want[1:]:
+        return ": other key/value heads (grouped-query attention) than the parent's config"
+    return ""
+
+
 def validate_delta_file(
     path: str | Path, parent: Parent, limits: ValidationLimits = ValidationLimits()
 ) -> DeltaReport:
@@ -77,16 +96,19 @@ def validate_delta_file(
     missing = sorted(set(expected) - set(header.specs))
     extra = sorted(set(header.specs) - set(expected))
     if missing:
-        raise DeltaValidationError(f"delta is missing tensors of the parent model: {_fmt(missing)}")
+        raise DeltaValidationError(
+            f"delta is missing tensors of the parent model: {_fmt(missing)}" + _tying_hint(missing)
+        )
     if extra:
         raise DeltaValidationError(
-            f"delta has tensors the parent model does not have: {_fmt(extra)}"
+            f"delta has tensors the parent model does not have: {_fmt(extra)}" + _tying_hint(extra)
         )
     for name, spec in expected.items():
         got = header.specs[name]
         if got.shape != spec.shape:
             raise DeltaValidationError(
                 f"{name}: delta shape {list(got.shape)} != parent shape {list(spec.shape)}"
+                + _shape_hint(name, got.shape, spec.shape)
             )
         if got.dtype != spec.dtype:
             raise DeltaValidationError(
