@@ -36,8 +36,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from merge_speed import WEIGHTS, K, build_models
-from scoring_speed import cpu_name, requests_for
+from merge_speed import WEIGHTS, K, build_models  # type: ignore[import-not-found]
+from scoring_speed import cpu_name, requests_for  # type: ignore[import-not-found]
 
 LARGE = {"layers": 8, "hidden": 1024, "inter": 2816}
 TOLERANCE = 1e-2
@@ -47,7 +47,9 @@ mergekit's), which the random 104M model turned into 1.97e-3 on a request's log-
 the first run here; a wrong merge moves them by whole units."""
 
 
-def write_folders(world, tmp: Path, method: str, params: dict[str, Any]):
+def write_folders(
+    world: Any, tmp: Path, method: str, params: dict[str, Any]
+) -> tuple[list[Path], list[Path], dict[str, Any], int]:
     """Base + K fine-tuned HF folders, K delta files, and mergekit's YAML (as a dict)."""
     from transformers import AutoTokenizer
 
@@ -87,7 +89,9 @@ def write_folders(world, tmp: Path, method: str, params: dict[str, Any]):
     return folders, delta_files, yaml_config, nparams
 
 
-def mergekit_cycle(yaml_config, tmp: Path, jobs, batch_sizes: list[str]):
+def mergekit_cycle(
+    yaml_config: dict[str, Any], tmp: Path, jobs: list[Any], batch_sizes: list[str]
+) -> tuple[dict[str, float], list[float], str]:
     """Seconds per step of mergekit run_merge → reload → lm-eval; and lm-eval's log-probs."""
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
@@ -121,7 +125,9 @@ def mergekit_cycle(yaml_config, tmp: Path, jobs, batch_sizes: list[str]):
     return steps, lps, best_bs
 
 
-def mergenet_cycle(base_dir: Path, delta_files, method: str, params, jobs):
+def mergenet_cycle(
+    base_dir: Path, delta_files: list[Path], method: str, params: dict[str, Any], jobs: list[Any]
+) -> tuple[dict[str, float], list[float]]:
     """Seconds per step of the worker's build → load_state_dict → score; and its log-probs."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -131,7 +137,7 @@ def mergenet_cycle(base_dir: Path, delta_files, method: str, params, jobs):
 
     # the worker caches its parent model and state between tasks: not part of a cycle
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
-    tok = AutoTokenizer.from_pretrained(base_dir)
+    tok: Any = AutoTokenizer.from_pretrained(base_dir)
     parent = {n: t.detach().clone() for n, t in model.state_dict().items()}
     recipe = Recipe(
         parent="00" * 32,
@@ -193,7 +199,9 @@ def main() -> None:
         raise SystemExit(f"the two merged models' log-probabilities differ by {diff:.2e}")
 
 
-def print_table(ours: dict[str, float], theirs: dict[str, float], best_bs: str, diff) -> None:
+def print_table(
+    ours: dict[str, float], theirs: dict[str, float], best_bs: str, diff: float
+) -> None:
     labels = {
         "merge": ("merge (run_merge to disk)", "merge (recipe.build in memory)"),
         "reload": ("reload (HFLM from the folder)", "load_state_dict into the cached model"),

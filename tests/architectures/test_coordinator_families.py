@@ -106,7 +106,7 @@ def test_a_family_is_pulled_uploaded_and_scored(
         client = TestClient(create_app(coord))
         parent = client.get("/api/versions/current").json()["hash"]
         node = CoordinatorClient("http://testserver")
-        node._http = client  # the node's own download code, over the in-process app
+        node._http = client  # type: ignore[assignment]  # the node's download, in process
         _download(node, parent, tmp_path / "pulled", lambda done, total: None)
         assert (tmp_path / "pulled" / "config.json").exists()
 
