@@ -83,6 +83,7 @@ class Chaos:
     faults: list[Fault] = field(default_factory=list)
     unacked: int = 0
     claims: list[str] = field(default_factory=list)
+    server_errors: list[str] = field(default_factory=list)
 
     @property
     def engine(self) -> sa.Engine:
@@ -105,7 +106,11 @@ class Chaos:
     def _post(self, path: Path, who: int, nonce: int, retry: bool = True) -> int | None:
         acct = account(who)
         try:
-            parent = httpx.get(self.coord.url + "/api/versions/current", timeout=30).json()["hash"]
+            current = httpx.get(self.coord.url + "/api/versions/current", timeout=30)
+            if current.status_code >= 500:  # counted, then retried like a dropped connection
+                self.server_errors.append(f"GET /api/versions/current {current.status_code}")
+                raise httpx.RemoteProtocolError("5xx")
+            parent = current.json()["hash"]
             with path.open("rb") as fh:
                 r = httpx.post(
                     self.coord.url + "/api/contributions",
@@ -122,7 +127,7 @@ class Chaos:
         if r.status_code == 201:
             self.acked[r.json()["sha256"]] = acct.address
         elif r.status_code >= 500:
-            raise AssertionError(f"upload got {r.status_code}: {r.text[:300]}")
+            self.server_errors.append(f"POST /api/contributions {r.status_code}")
         return r.status_code
 
     def upload_async(self, path: Path, who: int) -> threading.Thread:
@@ -325,6 +330,7 @@ def run_chaos(world: WorldFiles, work: Path, opts: Options) -> tuple[list[Fault]
             print(table(run.faults[-1:]).splitlines()[-1], flush=True)
         results = final_checks(run, opts.settle_s)
         results["unacknowledged_attempts"] = run.unacked
+        results["server_errors"] = run.server_errors
         return run.faults, results
     finally:
         run.coord.stop()

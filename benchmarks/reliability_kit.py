@@ -94,17 +94,25 @@ def signed_form(acct: Any, path: Path, parent: str, nonce: int) -> dict[str, str
 
 
 def make_variants(deltas: tuple[Path, ...], n: int, out: Path, seed: int = 0) -> list[Path]:
-    """``n`` valid, distinct deltas: world deltas scaled by factors in [0.3, 0.9]."""
+    """``n`` valid, distinct deltas: two world deltas mixed with random weights in [0.2, 0.8],
+    plus Gaussian noise of 0.3× the mix's norm per tensor, so that no two are near copies
+    (the coordinator refuses a delta with cosine ≥ 0.99 to an earlier one: 409)."""
     import numpy as np
     from safetensors.numpy import load_file, save_file
 
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
+    loaded = [load_file(d) for d in deltas]
     paths = []
     for i in range(n):
-        src = deltas[i % len(deltas)]
-        scale = float(rng.uniform(0.3, 0.9))
-        tensors = {k: (v * scale).astype(v.dtype) for k, v in load_file(src).items()}
+        a, b = rng.choice(len(loaded), size=2, replace=len(loaded) < 2)
+        wa, wb = rng.uniform(0.2, 0.8, size=2)
+        tensors = {}
+        for k, v in loaded[a].items():
+            mix = wa * v + wb * loaded[b][k]
+            noise = rng.standard_normal(v.shape)
+            scale = 0.3 * np.linalg.norm(mix) / max(np.linalg.norm(noise), 1e-12)
+            tensors[k] = (mix + scale * noise).astype(v.dtype)
         path = out / f"variant-{i:03d}.safetensors"
         save_file(tensors, path)
         paths.append(path)
