@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from eth_utils import is_address, to_checksum_address
 from sqlalchemy import select
@@ -39,6 +39,9 @@ from mergenet.protocol.signing import (
     canonical_signature,
     verify_submission,
 )
+
+if TYPE_CHECKING:
+    from mergenet.deltas.validate import DeltaReport
 
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _CHUNK = 1 << 20
@@ -204,9 +207,16 @@ class SubmissionService:
         nonce: int,
         up: Upload,
     ) -> m.Contribution:
-        from mergenet.deltas.sandbox import validate_upload
-        from mergenet.deltas.validate import ValidationLimits
+        parent_dir, others = self._check_records(sha, address, parent_hash, nonce)
+        report = self._validate(tmp, parent_hash, parent_dir)
+        self._check_near_copy(tmp, others)
+        return self._record(tmp, sha, size, address, parent_hash, nonce, up, report)
 
+    def _check_records(
+        self, sha: str, address: str, parent_hash: str, nonce: int
+    ) -> tuple[Path, list[tuple[str, str]]]:
+        """Known parent, unused nonce, no exact copy; returns the parent's folder and every
+        earlier (sha256, address) for the near-copy check."""
         with self.factory() as s:
             parent = s.scalar(select(m.Version).where(m.Version.hash == parent_hash))
             if parent is None:
@@ -224,11 +234,17 @@ class SubmissionService:
                     f"this exact delta was already submitted by {earlier.address}; "
                     "credit stays with the earliest submission",
                 )
-            parent_dir = self.store.root / parent.weights_path
             others = [
                 (c.sha256, c.address)
                 for c in s.scalars(select(m.Contribution).order_by(m.Contribution.id))
             ]
+            return self.store.root / parent.weights_path, others
+
+    def _validate(self, tmp: Path, parent_hash: str, parent_dir: Path) -> DeltaReport:
+        """Not a pickle, a valid delta (or adapter) of the parent, not all zeros."""
+        from mergenet.deltas.sandbox import validate_upload
+        from mergenet.deltas.validate import ValidationLimits
+
         lora = tmp.is_dir()
         _sniff(tmp / "adapter_model.safetensors" if lora else tmp)
         limits = ValidationLimits(
@@ -246,7 +262,20 @@ class SubmissionService:
             raise kind(f"invalid {what}: {msg}") from None
         if report.delta_norm == 0:
             raise InvalidUpload("the delta is all zeros: it changes nothing")
-        self._check_near_copy(tmp, others)
+        return report
+
+    def _record(
+        self,
+        tmp: Path,
+        sha: str,
+        size: int,
+        address: str,
+        parent_hash: str,
+        nonce: int,
+        up: Upload,
+        report: DeltaReport,
+    ) -> m.Contribution:
+        """Contributor, nonce and contribution rows and the stored file, in one transaction."""
         try:
             with transaction(self.factory) as s:
                 if s.get(m.Contributor, address) is None:
@@ -259,7 +288,7 @@ class SubmissionService:
                     parent_hash=parent_hash,
                     nonce=nonce,
                     signature=canonical_signature(up.signature),
-                    kind="lora" if lora else "dense",
+                    kind="lora" if tmp.is_dir() else "dense",
                     size_bytes=size,
                     relative_norm=report.relative_norm,
                     status=m.RECEIVED,
