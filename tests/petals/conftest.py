@@ -78,13 +78,13 @@ def swarm(petals_py, model_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="package")
-def worker(swarm, tmp_path_factory):
-    """A scoring worker (Petals client process) connected to the session swarm."""
-    from mergenet.petals.client import PetalsWorker
+def scorer(swarm, tmp_path_factory):
+    """A scorer (Petals client process) connected to the session swarm."""
+    from mergenet.petals.client import PetalsScorer
 
     state, _ = swarm
-    log = tmp_path_factory.mktemp("petals-worker") / "worker.log"
-    w = PetalsWorker(Path(state.model_dir), state.initial_peers, state.prefix, log)
+    log = tmp_path_factory.mktemp("petals-scorer") / "scorer.log"
+    w = PetalsScorer(Path(state.model_dir), state.initial_peers, state.prefix, log)
     try:
         yield w
     finally:

@@ -18,7 +18,7 @@ from mergenet.deltas.models import ModelSource
 from mergenet.merge_strategies.recipe import Contribution, Recipe, build
 from mergenet.petals import procs
 from mergenet.petals.candidates import candidate_prefix, serve_candidate
-from mergenet.petals.client import PetalsWorker
+from mergenet.petals.client import PetalsScorer
 from mergenet.petals.swarm import split_blocks
 from mergenet.petals.views import block_names, client_names, num_blocks
 from mergenet.protocol.hashes import sha256_file
@@ -95,10 +95,10 @@ def test_the_candidate_scores_through_its_slices_as_the_whole_model_does(
     base_local = AutoModelForCausalLM.from_pretrained(world.base_dir, dtype=torch.float32).eval()
     local.load_state_dict(build(recipe, ModelSource(world.base_dir), check_parent=False))
     rows = [ids for ids, _ in encode_completions(tokenizer, world.items("dev")[:8])]
-    with PetalsWorker(
+    with PetalsScorer(
         client, state.initial_peers, candidate_prefix(recipe), tmp_path / "w.log"
-    ) as worker:
-        remote = worker.forward(rows)
+    ) as scorer:
+        remote = scorer.forward(rows)
     gap, moved = 0.0, 0.0
     for ids, got in zip(rows, remote, strict=True):
         with torch.no_grad():

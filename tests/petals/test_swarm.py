@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from mergenet.petals import procs
-from mergenet.petals.client import PetalsRemoteLM, WorkerError
+from mergenet.petals.client import PetalsRemoteLM, ScorerError
 from mergenet.petals.swarm import start_dht
 from mergenet.petals.views import num_blocks
 
@@ -64,11 +64,11 @@ def test_a_second_up_with_the_same_name_is_refused(swarm, cli, model_dir: Path) 
     assert "already up" in out.stderr
 
 
-def test_petals_logits_equal_local_logits(worker, local_model, tokenizer, items) -> None:
+def test_petals_logits_equal_local_logits(scorer, local_model, tokenizer, items) -> None:
     from mergenet.evaluator.encoding import encode_texts
 
     rows = encode_texts(tokenizer, [it.question for it in items[:6]])
-    remote = worker.forward(rows)
+    remote = scorer.forward(rows)
     diffs = []
     for ids, got in zip(rows, remote, strict=True):
         with torch.no_grad():
@@ -79,17 +79,17 @@ def test_petals_logits_equal_local_logits(worker, local_model, tokenizer, items)
     assert max(diffs) <= LOGIT_TOL
 
 
-def test_petals_scores_equal_local_scores(worker, local_model, tokenizer, items) -> None:
+def test_petals_scores_equal_local_scores(scorer, local_model, tokenizer, items) -> None:
     """The evaluator's own ``evaluate_items``/``score_sequences``, given a remote model."""
     from mergenet.evaluator.encoding import encode_completions
     from mergenet.evaluator.scoring import evaluate_items, score_sequences
 
-    remote_model = PetalsRemoteLM(worker)
+    remote_model = PetalsRemoteLM(scorer)
     seqs = encode_completions(tokenizer, items)
     local_rows = score_sequences(local_model, seqs, max_tokens=512)
-    calls_before = worker.stats.calls
+    calls_before = scorer.stats.calls
     remote_rows = score_sequences(remote_model, seqs, max_tokens=512)
-    assert worker.stats.calls > calls_before, "the rows must go through the swarm"
+    assert scorer.stats.calls > calls_before, "the rows must go through the swarm"
     assert [r.n_tokens for r in local_rows] == [r.n_tokens for r in remote_rows]
     gaps = [
         max(abs(a.total_logprob - b.total_logprob), abs(a.answer_logprob - b.answer_logprob))
@@ -110,19 +110,19 @@ def test_petals_scores_equal_local_scores(worker, local_model, tokenizer, items)
         assert (a.n_rows, a.acc_letter, a.acc_choice) == (b.n_rows, b.acc_letter, b.acc_choice)
         assert abs(a.answer_loss - b.answer_loss) <= PER_TOKEN_TOL  # a mean per-token NLL
         assert abs(a.ppl - b.ppl) / a.ppl <= PER_TOKEN_TOL
-    median = statistics.median(worker.stats.seconds)
-    print(f"worker forwards: {worker.stats.calls}, median {median * 1e3:.1f} ms")
+    median = statistics.median(scorer.stats.seconds)
+    print(f"scorer forwards: {scorer.stats.calls}, median {median * 1e3:.1f} ms")
 
 
-def test_a_bad_request_is_an_error_and_the_worker_keeps_serving(worker) -> None:
-    with pytest.raises(WorkerError, match="outside the vocabulary"):
-        worker.forward([[worker.vocab_size + 3]])
-    assert worker.ping()
-    assert worker.forward([[1, 2, 3]])[0].shape == (3, worker.vocab_size)
+def test_a_bad_request_is_an_error_and_the_scorer_keeps_serving(scorer) -> None:
+    with pytest.raises(ScorerError, match="outside the vocabulary"):
+        scorer.forward([[scorer.vocab_size + 3]])
+    assert scorer.ping()
+    assert scorer.forward([[1, 2, 3]])[0].shape == (3, scorer.vocab_size)
 
 
-def test_the_remote_model_refuses_masks_it_cannot_honour(worker) -> None:
-    model = PetalsRemoteLM(worker)
+def test_the_remote_model_refuses_masks_it_cannot_honour(scorer) -> None:
+    model = PetalsRemoteLM(scorer)
     ids = torch.tensor([[5, 6, 7, 8]])
     with pytest.raises(ValueError, match="padding"):
         model(ids, attention_mask=torch.tensor([[1, 1, 1, 0]]))

@@ -10,9 +10,9 @@ and Python runs both package roots first. Modules:
 * ``views`` — model folders the Petals side can read (config translated for
   transformers 4.34, weights linked or a subset written).
 * ``swarm`` — a private loopback swarm: DHT bootstrap peer + servers; state in the data dir.
-* ``client`` — ``PetalsWorker`` (the ``mergenet-petals/1`` process boundary) and
+* ``client`` — ``PetalsScorer`` (the ``mergenet-petals/1`` process boundary) and
   ``PetalsRemoteLM``, a torch module the evaluator's ``evaluate_items`` scores through.
 * ``candidates`` — per-peer materialisation of one block range of a merge candidate.
 * ``cli`` — ``mergenet petals up|down|status``.
-* ``side/`` — the code that runs in the Petals environment (server, DHT peer, scoring worker).
+* ``side/`` — the code that runs in the Petals environment (server, DHT peer, scorer).
 """

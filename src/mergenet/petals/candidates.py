@@ -5,7 +5,7 @@ tensor with per-tensor randomness seeded by ``(seed, tensor name)``, so merging 
 of tensors gives exactly those tensors of the full merge. A server peer therefore reads its
 block range of the parent and of each delta, merges it, writes a Petals view holding only
 those blocks and serves them under a DHT prefix unique to the candidate; the client (the
-scoring worker) does the same for the tensors outside the blocks (embeddings, final norm, LM
+scorer) does the same for the tensors outside the blocks (embeddings, final norm, LM
 head). No process, and so no machine, ever holds the whole candidate — the path to models
 larger than any one peer. The recipe's parent hash is not re-checked here (that needs a read
 of the whole parent); the coordinator checks it when it builds the recipe.

@@ -1,11 +1,11 @@
 """The Petals evaluation backend: score through a swarm with the evaluator's own code.
 
-``PetalsWorker`` runs ``mergenet.petals.side.worker`` in the Petals environment and speaks
+``PetalsScorer`` runs ``mergenet.petals.side.scorer`` in the Petals environment and speaks
 ``mergenet-petals/1`` with it (token ids in, float32 logits out; see ``mergenet.petals.side``).
 ``PetalsRemoteLM`` is a ``torch.nn.Module`` whose forward takes the evaluator's packed inputs
 (rows back to back, positions restarting at each row, block-causal mask), sends each row to
-the worker as its own sequence and puts the logits back in place. So
-``evaluate_items(PetalsRemoteLM(worker), tokenizer, items)`` and ``score_sequences`` run
+the scorer as its own sequence and puts the logits back in place. So
+``evaluate_items(PetalsRemoteLM(scorer), tokenizer, items)`` and ``score_sequences`` run
 unchanged and return the same ``EvalResult``/``RowScore`` types as a local model — the
 coordinator swaps a model object, not a code path.
 """
@@ -30,13 +30,13 @@ from mergenet.petals.env import petals_environ, petals_module
 PROTOCOL = "mergenet-petals/1"
 
 
-class WorkerError(RuntimeError):
-    """The worker could not start, answered an error, or died."""
+class ScorerError(RuntimeError):
+    """The scorer could not start, answered an error, or died."""
 
 
 @dataclass
 class ForwardStats:
-    """Timings of the worker's forwards (seconds measured inside the worker)."""
+    """Timings of the scorer's forwards (seconds measured inside the scorer)."""
 
     calls: int = 0
     sequences: int = 0
@@ -44,7 +44,7 @@ class ForwardStats:
     seconds: list[float] = field(default_factory=list)
 
 
-class PetalsWorker:
+class PetalsScorer:
     """A Petals client process; one request at a time.
 
     ``model_dir`` is a Petals view (config + client weights), ``initial_peers`` the swarm's
@@ -63,7 +63,7 @@ class PetalsWorker:
         timeout: float = 120.0,
     ):
         argv = [
-            *petals_module("worker"),
+            *petals_module("scorer"),
             "--model",
             str(model_dir),
             "--initial-peers",
@@ -97,21 +97,21 @@ class PetalsWorker:
             raise
         if not self.info.get("ready"):
             self.close()
-            raise WorkerError(f"worker failed to start: {self.info.get('error')}")
+            raise ScorerError(f"scorer failed to start: {self.info.get('error')}")
         if self.info.get("protocol") != PROTOCOL:
             self.close()
-            raise WorkerError(f"worker speaks {self.info.get('protocol')!r}, not {PROTOCOL}")
+            raise ScorerError(f"scorer speaks {self.info.get('protocol')!r}, not {PROTOCOL}")
         self.vocab_size: int = int(self.info["vocab_size"])
 
     def _wait_readable(self, deadline: float) -> None:
         while not self._sel.select(timeout=max(0.0, min(1.0, deadline - time.monotonic()))):
             if self.proc.poll() is not None:
-                raise WorkerError(
-                    f"worker exited with {self.proc.returncode}; log {self.log}:\n"
+                raise ScorerError(
+                    f"scorer exited with {self.proc.returncode}; log {self.log}:\n"
                     f"{procs.log_tail(self.log)}"
                 )
             if time.monotonic() > deadline:
-                raise WorkerError(f"no reply from the worker; log {self.log}")
+                raise ScorerError(f"no reply from the scorer; log {self.log}")
 
     def _read_exact(self, n: int, deadline: float) -> bytes:
         chunks, got = [], 0
@@ -120,7 +120,7 @@ class PetalsWorker:
             self._wait_readable(deadline)
             chunk = os.read(fd, min(n - got, 1 << 20))
             if not chunk:
-                raise WorkerError(f"worker closed its output; log {self.log}")
+                raise ScorerError(f"scorer closed its output; log {self.log}")
             chunks.append(chunk)
             got += len(chunk)
         return b"".join(chunks)
@@ -144,12 +144,12 @@ class PetalsWorker:
 
     def _request(self, req: dict[str, Any]) -> dict[str, Any]:
         if self.proc.poll() is not None:
-            raise WorkerError(f"worker is not running; log {self.log}")
+            raise ScorerError(f"scorer is not running; log {self.log}")
         self._stdin.write(json.dumps(req).encode() + b"\n")
         self._stdin.flush()
         header = self._read_header(self.timeout)
         if not header.get("ok"):
-            raise WorkerError(header.get("error", "unknown worker error"))
+            raise ScorerError(header.get("error", "unknown scorer error"))
         return header
 
     def ping(self) -> bool:
@@ -173,7 +173,7 @@ class PetalsWorker:
         return out
 
     def close(self) -> None:
-        """Ask the worker to exit, then stop its process group (its DHT client and p2pd)."""
+        """Ask the scorer to exit, then stop its process group (its DHT client and p2pd)."""
         if self.proc.poll() is None:
             try:
                 self._stdin.write(b'{"op": "close"}\n')
@@ -188,7 +188,7 @@ class PetalsWorker:
             if f:
                 f.close()
 
-    def __enter__(self) -> PetalsWorker:
+    def __enter__(self) -> PetalsScorer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -226,11 +226,11 @@ def _check_mask(mask: torch.Tensor | None, spans: list[tuple[int, int]], length:
 
 
 class PetalsRemoteLM(torch.nn.Module):
-    """A causal LM whose blocks run on a Petals swarm, behind a ``PetalsWorker``."""
+    """A causal LM whose blocks run on a Petals swarm, behind a ``PetalsScorer``."""
 
-    def __init__(self, worker: PetalsWorker):
+    def __init__(self, scorer: PetalsScorer):
         super().__init__()
-        self.worker = worker
+        self.scorer = scorer
 
     @torch.no_grad()
     def forward(
@@ -247,7 +247,7 @@ class PetalsRemoteLM(torch.nn.Module):
             _check_mask(None if attention_mask is None else attention_mask[b], spans, length)
             jobs += [(b, s, e) for s, e in spans]
         rows = [input_ids[b, s:e].tolist() for b, s, e in jobs]
-        logits = torch.empty(batch, length, self.worker.vocab_size)
-        for (b, s, e), row_logits in zip(jobs, self.worker.forward(rows), strict=True):
+        logits = torch.empty(batch, length, self.scorer.vocab_size)
+        for (b, s, e), row_logits in zip(jobs, self.scorer.forward(rows), strict=True):
             logits[b, s:e] = row_logits
         return RemoteOutput(logits)

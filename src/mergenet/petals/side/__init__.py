@@ -15,14 +15,14 @@ Modules:
 * ``dht`` — the swarm's bootstrap DHT peer; writes its multiaddrs to a file for joiners.
 * ``compat`` — the transformers-5 → 4.34 config translation (pure Python; the main side
   imports it too, which loads nothing of Petals).
-* ``worker`` — the scoring worker: a Petals client that reads requests on stdin and writes
+* ``scorer`` — the scorer: a Petals client that reads requests on stdin and writes
   replies on stdout (protocol below).
 * ``config_probe`` — prints how transformers 4.34 reads a model folder's config (a test
   checks it against transformers 5).
 
 Worker protocol ``mergenet-petals/1`` (one request at a time, in order):
 
-1. On start the worker connects to the swarm and loads the client-side weights (embeddings,
+1. On start the scorer connects to the swarm and loads the client-side weights (embeddings,
    final norm, LM head) from ``--model``; then it writes one JSON line
    ``{"ready": true, "protocol": "mergenet-petals/1", "vocab_size": V, "num_blocks": N, ...}``.
    If it cannot start it writes ``{"ready": false, "error": "..."}`` and exits non-zero.
@@ -32,9 +32,9 @@ Worker protocol ``mergenet-petals/1`` (one request at a time, in order):
    ``n_i × V`` values each, concatenated in request order. Every sequence is scored on its
    own (causal attention, positions from 0), exactly as an unpacked local forward.
 3. ``{"op": "ping"}`` → ``{"ok": true}``; ``{"op": "close"}`` or end of input → exit 0.
-4. A failed request gets ``{"ok": false, "error": "..."}`` and the worker keeps serving.
+4. A failed request gets ``{"ok": false, "error": "..."}`` and the scorer keeps serving.
 
-Nothing but protocol lines and logit bytes is written to stdout: the worker moves the
+Nothing but protocol lines and logit bytes is written to stdout: the scorer moves the
 original stdout to a private descriptor and points fd 1 at stderr before importing Petals.
 """
 

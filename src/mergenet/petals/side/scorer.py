@@ -1,4 +1,4 @@
-"""The scoring worker: a Petals client behind the ``mergenet-petals/1`` stdin/stdout protocol.
+"""The scorer: a Petals client behind the ``mergenet-petals/1`` stdin/stdout protocol.
 
 The main environment cannot import Petals (transformers 4.34 vs 5), so it sends token ids
 here and gets logits back; the protocol is documented in ``mergenet.petals.side``. Sequences
@@ -7,7 +7,7 @@ of a request are sorted by length and run in right-padded batches of at most
 it, so every real position gets exactly the logits of an unpadded forward, while the swarm
 sees a few large requests instead of many small ones.
 
-Usage: ``python -m mergenet.petals.side.worker --model DIR --initial-peers MADDR
+Usage: ``python -m mergenet.petals.side.scorer --model DIR --initial-peers MADDR
 --dht-prefix NAME [--max-tokens 4096]``.
 """
 
