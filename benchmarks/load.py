@@ -302,10 +302,14 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--max-requests", type=int, default=50_000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", type=Path, default=None)
     a = p.parse_args()
     opts = Options(a.submitters, a.viewers, a.seconds, a.max_requests, seed=a.seed)
-    with tempfile.TemporaryDirectory(prefix="load-") as work:
-        stats, elapsed = run_load(WorldFiles.find(), Path(work), opts)
+    if a.workdir is not None:  # kept: the coordinator's log is workdir/coordinator.log
+        stats, elapsed = run_load(WorldFiles.find(), a.workdir, opts)
+    else:
+        with tempfile.TemporaryDirectory(prefix="load-") as work:
+            stats, elapsed = run_load(WorldFiles.find(), Path(work), opts)
     print(table(stats, elapsed))
     lost = stats.codes["lost (201 not recorded)"]["count"]
     print(
