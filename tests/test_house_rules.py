@@ -1,13 +1,16 @@
 """The house rules a reviewer would otherwise check by eye: no module under ``src/`` over 400
 lines and no function over 60 lines (generated Alembic migrations aside).
 
-Offenders that predate the rule are listed by name below, so the lists can only shrink: an
-entry that no longer offends fails the test too, until it is deleted from the list.
+Offenders that predate the rule are listed by name below, so the lists can only shrink: a new
+offender fails the test; an entry that no longer offends is reported as a warning (not a
+failure, so that splitting a function never breaks the build of its owner's colleagues) until
+it is deleted from the list.
 """
 
 from __future__ import annotations
 
 import ast
+import warnings
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -62,10 +65,15 @@ def long_functions() -> set[str]:
 def test_no_module_over_400_lines() -> None:
     found = long_modules()
     assert not found - ALLOWED_LONG_MODULES, "split these modules (max 400 lines)"
-    assert not ALLOWED_LONG_MODULES - found, "these are short now: remove them from the list"
+    _warn_stale(ALLOWED_LONG_MODULES - found)
 
 
 def test_no_function_over_60_lines() -> None:
     found = long_functions()
     assert not found - ALLOWED_LONG_FUNCTIONS, "split these functions (max 60 lines)"
-    assert not ALLOWED_LONG_FUNCTIONS - found, "these are short now: remove them from the list"
+    _warn_stale(ALLOWED_LONG_FUNCTIONS - found)
+
+
+def _warn_stale(entries: set[str]) -> None:
+    if entries:
+        warnings.warn(f"short now, delete from the allow-list: {sorted(entries)}", stacklevel=2)

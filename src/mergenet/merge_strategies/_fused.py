@@ -120,17 +120,8 @@ def ties_combine(  # pragma: no cover - compiled
         m = e - s
         t = total[:m]
         for j in range(k):
-            mk = masks[j]
-            _fill(
-                V[j],
-                t,
-                j == 0,
-                deltas[j][s:e],
-                mk[s:e] if kinds[j] == MASK else mk,
-                kinds[j],
-                shrink[j],
-                coef[j],
-            )
+            mk = masks[j][s:e] if kinds[j] == MASK else masks[j]
+            _fill(V[j], t, j == 0, deltas[j][s:e], mk, kinds[j], shrink[j], coef[j])
         sg = sign[:m]
         mx = mixed[:m]
         dv = div[:m]
