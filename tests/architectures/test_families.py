@@ -129,17 +129,9 @@ def _one_row_at_a_time(model: Any, seqs: list[tuple[list[int], int]]) -> list[fl
     return out
 
 
-EAGER_BOOL_MASK = pytest.mark.xfail(
-    strict=True,
-    reason="for the lead (evaluator/scoring.py): Gemma-2 runs eager attention, which adds the "
-    "tree's 4-D boolean mask to the scores (0/1) instead of masking; an additive float mask "
-    "(0 / finfo.min) for eager models makes the tree equal one row at a time (1.4e-6)",
-)
-
-
 @pytest.mark.parametrize(
     "family",
-    [pytest.param(f, marks=EAGER_BOOL_MASK) if f == "gemma2" else f for f in sorted(FAMILIES)],
+    sorted(FAMILIES),
 )
 def test_tree_scores_equal_one_row_at_a_time(family: str, tokenizer: Any, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM

@@ -55,6 +55,19 @@ class RowScore:
 
 
 def _forward_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits of a batch of trees.
+
+    A transformers model gets the tree mask as an additive float mask (0 where a token may
+    attend, the dtype's minimum elsewhere): SDPA takes either form, but eager attention (Gemma-2's
+    default) adds a 4-D mask to the scores, so a boolean one would add 0/1 instead of masking.
+    """
+    if isinstance(model, PreTrainedModel):
+        allowed = batch["attention_mask"]
+        dtype = model.dtype
+        additive = torch.zeros(allowed.shape, dtype=dtype).masked_fill(
+            ~allowed, torch.finfo(dtype).min
+        )
+        batch = {**batch, "attention_mask": additive}
     return model(**batch).logits.float()
 
 
