@@ -23,7 +23,7 @@ def test_kill_9_at_points_of_a_run(world: Any, tmp_path: Path) -> None:
     opts = Options(
         points=POINTS,
         kills=len(POINTS),
-        point_timeout=45,
+        point_timeout=30,
         settle_s=150,
         initial_uploads=3,
         workers=1,
