@@ -24,13 +24,6 @@ from .test_families import _finetune
 
 pytestmark = pytest.mark.timeout(600)
 
-WORKER_NAMES = pytest.mark.xfail(
-    strict=True,
-    reason="for H1a (workers/evaluate.py): the worker merges on model.state_dict() names, and "
-    "GPT-NeoX's delta names its head embed_out (lm_head there). Gemma-2 passes here but its "
-    "merged embedding is undone by the tied head's alias: see test_families' worker round trip",
-)
-
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Any:
@@ -82,7 +75,7 @@ def _upload(client: Any, artifact: Path, parent: str, nonce: int) -> str:
 
 @pytest.mark.parametrize(
     "family",
-    [pytest.param(f, marks=WORKER_NAMES) if f == "gpt_neox" else f for f in sorted(FAMILIES)],
+    sorted(FAMILIES),
 )
 def test_a_family_is_pulled_uploaded_and_scored(
     family: str, tokenizer: Any, tmp_path: Path

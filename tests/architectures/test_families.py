@@ -146,40 +146,26 @@ def test_tree_scores_equal_one_row_at_a_time(family: str, tokenizer: Any, tmp_pa
     )
 
 
-WORKER_NAMES = pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, ValueError),
-    reason="for H1a (workers/evaluate.py): the worker merges on model.state_dict() and loads "
-    "with load_state_dict; GPT-NeoX's delta names (embed_out) are not the model's (lm_head): "
-    "ValueError; Gemma-2's tied lm_head alias is loaded after the merged embedding and undoes "
-    "it. merge_strategies.checkpoint_names.checkpoint_state / load_checkpoint_state fix both",
-)
-
-
-@pytest.mark.parametrize(
-    "family",
-    [
-        pytest.param(f, marks=WORKER_NAMES) if f in ("gemma2", "gpt_neox") else f
-        for f in sorted(FAMILIES)
-    ],
-)
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_the_workers_state_dict_round_trip_keeps_the_merge(
     family: str, tokenizer: Any, tmp_path: Path
 ) -> None:
-    """What workers/evaluate.py does today, on a delta that changes every tensor by 0.01."""
+    """What workers/evaluate.py does, on a delta that changes every tensor by 0.01: merge under
+    the checkpoint's names (GPT-NeoX's embed_out, Gemma-2's one tied tensor) and load back."""
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM
 
     from mergenet.deltas.models import ModelSource
+    from mergenet.merge_strategies.checkpoint_names import checkpoint_state, load_checkpoint_state
     from mergenet.merge_strategies.engine import merge_state_dict
 
     parent_dir = save_parent(family, tokenizer, tmp_path / "parent")
     delta = {n: torch.full(s.shape, 0.01) for n, s in ModelSource(parent_dir).specs().items()}
     save_file(delta, str(tmp_path / "delta.safetensors"))
     model = AutoModelForCausalLM.from_pretrained(parent_dir).eval()
-    state = {n: t.detach().clone() for n, t in model.state_dict().items()}
+    state = checkpoint_state(model)
     merged = merge_state_dict("task_arithmetic", state, [tmp_path / "delta.safetensors"])
-    model.load_state_dict(merged)
+    load_checkpoint_state(model, merged)
     embed = model.get_input_embeddings().weight
     assert not torch.equal(embed, state[next(n for n in state if "embed" in n)])
 

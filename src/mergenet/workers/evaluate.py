@@ -28,6 +28,7 @@ from mergenet.evaluator.items import Item
 from mergenet.evaluator.sampling import sample_for_scoring
 from mergenet.evaluator.score import relative_distance_between
 from mergenet.evaluator.scoring import evaluate_items
+from mergenet.merge_strategies.checkpoint_names import checkpoint_state, load_checkpoint_state
 from mergenet.merge_strategies.recipe import Recipe, build
 from mergenet.protocol.artifacts import ArtifactLayout, ArtifactSource
 from mergenet.protocol.evaluation import EvalOutcome, EvalTask, SampleSpec, WorkerEnv
@@ -74,7 +75,7 @@ class _Worker:
         folder = self.artifacts.version_dir(version_hash)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        state = {n: t.detach().clone() for n, t in model.state_dict().items()}
+        state = checkpoint_state(model)  # the names deltas and recipes use; tied aliases once
         self._parents[version_hash] = (model, state, tokenizer)
         while len(self._parents) > 2:
             self._parents.popitem(last=False)
@@ -94,16 +95,16 @@ class _Worker:
         key = (recipe.parent, task.sample)
         with torch.no_grad():
             if key not in self._parent_results:
-                model.load_state_dict(parent_state)
+                load_checkpoint_state(model, parent_state)
                 res = evaluate_items(model, tokenizer, items, loss_items)
                 self._parent_results[key] = res.to_dict()
                 while len(self._parent_results) > 64:
                     self._parent_results.popitem(last=False)
             merged = build(recipe, parent_state, self.artifacts.delta_path, check_parent=False)
             distance = relative_distance_between(merged, parent_state)
-            model.load_state_dict(merged)
+            load_checkpoint_state(model, merged)
             result = evaluate_items(model, tokenizer, items, loss_items).to_dict()
-            model.load_state_dict(parent_state)
+            load_checkpoint_state(model, parent_state)
         return EvalOutcome(
             key=task.key,
             result=result,
