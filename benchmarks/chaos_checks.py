@@ -101,7 +101,7 @@ def ledger_checks(run: Chaos) -> dict[str, int]:
             )
         ).all()
         assert not mismatch, f"reward and ledger differ: {mismatch}"
-        sums = dict(
+        sums: dict[str, Any] = dict(
             conn.execute(
                 sa.text(
                     "select account, sum(cast(amount as numeric)) from reward_accruals "
@@ -112,7 +112,7 @@ def ledger_checks(run: Chaos) -> dict[str, int]:
         latest = conn.execute(
             sa.text("select max(number) from reward_epochs where state = 'confirmed'")
         ).scalar()
-        entries = dict(
+        entries: dict[str, Any] = dict(
             conn.execute(
                 sa.text(
                     "select account, cumulative_amount from reward_entries where epoch_number = :n"

@@ -111,7 +111,7 @@ def make_variants(deltas: tuple[Path, ...], n: int, out: Path, seed: int = 0) ->
         for k, v in loaded[a].items():
             mix = wa * v + wb * loaded[b][k]
             noise = rng.standard_normal(v.shape)
-            scale = 0.3 * np.linalg.norm(mix) / max(np.linalg.norm(noise), 1e-12)
+            scale = 0.3 * float(np.linalg.norm(mix)) / max(float(np.linalg.norm(noise)), 1e-12)
             tensors[k] = (mix + scale * noise).astype(v.dtype)
         path = out / f"variant-{i:03d}.safetensors"
         save_file(tensors, path)
