@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -338,6 +339,8 @@ def run_chaos(world: WorldFiles, work: Path, opts: Options) -> tuple[list[Fault]
             workers.stop()
         for s in reversed(services):
             s.stop()
+            if isinstance(s, Postgres):
+                shutil.rmtree(s.dir, ignore_errors=True)  # a private cluster of this run
 
 
 def main() -> None:
