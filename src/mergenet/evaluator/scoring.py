@@ -147,41 +147,18 @@ def score_sequences(
     return [r for r in out if r is not None]
 
 
-@torch.inference_mode()
-def evaluate_items(
-    model: torch.nn.Module,
-    tokenizer: Any,  # an HF tokenizer (encoding.TextTokenizer does not describe one yet)
+Tally = dict[str, dict[str, list[float]]]
+"""subject → measure → per-row values, summed into a ``TaskResult`` at the end."""
+
+
+def _tally_choices(
     items: Sequence[Item],
-    loss_items: Sequence[Item] | None = None,
-    *,
-    max_tokens: int = DEFAULT_TREE_TOKENS,
-    progress: ProgressFn | None = None,
-) -> EvalResult:
-    """Per-task results over ``items`` (PPL, accuracies) and ``loss_items`` (answer loss).
-
-    ``loss_items`` is the larger n² sample of the seed's L term; it defaults to ``items``.
-    """
-    loss_items = list(items if loss_items is None else loss_items)
-    letters = letter_token_ids(tokenizer)
-    choice_jobs: list[tuple[int, int]] = [
-        (i, c) for i, it in enumerate(items) for c in range(len(it.choices))
-    ]
-    choice_seqs = encode_completions(
-        tokenizer, [items[i] for i, _ in choice_jobs], [c for _, c in choice_jobs]
-    )
-    loss_seqs = encode_completions(tokenizer, loss_items)
-    letter_seqs = [
-        (ids, len(ids)) for ids in encode_texts(tokenizer, [letter_prompt(it) for it in items])
-    ]
-    sequences = choice_seqs + loss_seqs + letter_seqs
-    scores = score_sequences(
-        model, sequences, max_tokens=max_tokens, keep_last_logits=letters, progress=progress
-    )
-    choice_scores = scores[: len(choice_seqs)]
-    loss_scores = scores[len(choice_seqs) : len(choice_seqs) + len(loss_seqs)]
-    letter_scores = scores[len(choice_seqs) + len(loss_seqs) :]
-
-    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    choice_jobs: Sequence[tuple[int, int]],
+    choice_scores: Sequence[RowScore],
+    letter_scores: Sequence[RowScore],
+    acc: Tally,
+) -> None:
+    """Choice-LL and letter accuracy per item; the correct row's log-likelihood for PPL."""
     choice_lp: dict[int, list[float]] = defaultdict(list)
     for (i, c), s in zip(choice_jobs, choice_scores, strict=True):
         choice_lp[i].append(s.answer_logprob)
@@ -197,10 +174,9 @@ def evaluate_items(
         assert letter_logits is not None
         guess = int(torch.argmax(letter_logits[: len(it.choices)]))
         acc[it.subject]["letter"].append(float(guess == it.answer_index))
-    for it, s in zip(loss_items, loss_scores, strict=True):
-        acc[it.subject]["answer_lp"].append(s.answer_logprob)
-        acc[it.subject]["answer_tokens"].append(s.n_answer_tokens)
 
+
+def _task_results(acc: Tally) -> EvalResult:
     tasks = {}
     for subject in sorted(acc):
         a = acc[subject]
@@ -215,3 +191,44 @@ def evaluate_items(
             n_loss_rows=len(a["answer_lp"]),
         )
     return EvalResult(tasks=tasks)
+
+
+@torch.inference_mode()
+def evaluate_items(
+    model: torch.nn.Module,
+    tokenizer: Any,  # an HF tokenizer (encoding.TextTokenizer does not describe one yet)
+    items: Sequence[Item],
+    loss_items: Sequence[Item] | None = None,
+    *,
+    max_tokens: int = DEFAULT_TREE_TOKENS,
+    progress: ProgressFn | None = None,
+) -> EvalResult:
+    """Per-task results over ``items`` (PPL, accuracies) and ``loss_items`` (answer loss).
+
+    ``loss_items`` is the larger n² sample of the seed's L term; it defaults to ``items``. All
+    three kinds of sequence go to one ``score_sequences`` call, so the prefix trees share a
+    question's prompt across its choices, its answer-loss row and its letter prompt.
+    """
+    loss_items = list(items if loss_items is None else loss_items)
+    choice_jobs = [(i, c) for i, it in enumerate(items) for c in range(len(it.choices))]
+    choice_seqs = encode_completions(
+        tokenizer, [items[i] for i, _ in choice_jobs], [c for _, c in choice_jobs]
+    )
+    loss_seqs = encode_completions(tokenizer, loss_items)
+    letter_seqs = [
+        (ids, len(ids)) for ids in encode_texts(tokenizer, [letter_prompt(it) for it in items])
+    ]
+    scores = score_sequences(
+        model,
+        choice_seqs + loss_seqs + letter_seqs,
+        max_tokens=max_tokens,
+        keep_last_logits=letter_token_ids(tokenizer),
+        progress=progress,
+    )
+    n_choice, n_loss = len(choice_seqs), len(loss_seqs)
+    acc: Tally = defaultdict(lambda: defaultdict(list))
+    _tally_choices(items, choice_jobs, scores[:n_choice], scores[n_choice + n_loss :], acc)
+    for it, s in zip(loss_items, scores[n_choice : n_choice + n_loss], strict=True):
+        acc[it.subject]["answer_lp"].append(s.answer_logprob)
+        acc[it.subject]["answer_tokens"].append(s.n_answer_tokens)
+    return _task_results(acc)
