@@ -75,12 +75,13 @@ def _coordinator_settings(
 def _celery_factory(
     redis_url: str, host: str, port: int, advertise_url: str | None, capacity: int
 ) -> Callable[[Coordinator], EvaluationPool]:
-    from mergenet.workers.celery_pool import celery_pool_factory
+    from mergenet.coordinator.trust import trusted_celery_factory
     from mergenet.workers.run import check_redis
 
     check_redis(redis_url)  # WorkerStartError: one `error:` line, exit 2
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return celery_pool_factory(advertise_url or f"http://{shown}:{port}", redis_url, capacity)
+    # workers are untrusted: signed results only, payments and versions re-checked locally
+    return trusted_celery_factory(advertise_url or f"http://{shown}:{port}", redis_url, capacity)
 
 
 @app.command("up")

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mergenet.config import get_settings
 from mergenet.protocol.evaluation import EvalTask, WorkerEnv
+from mergenet.workers.credentials import result_for
 from mergenet.workers.evaluate import run_task_here
 
 TASK_NAME = "mergenet.evaluate"
@@ -70,8 +71,10 @@ def make_app(redis_url: str | None = None, settings: CelerySettings | None = Non
 
 
 def evaluate(self: Any, env: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
-    """Run one evaluation task (JSON in, JSON out); errors come back inside the outcome."""
-    return run_task_here(WorkerEnv.from_json(env), EvalTask.from_json(task)).to_json()
+    """Run one evaluation task (JSON in, JSON out); errors come back inside the outcome,
+    which is signed over the task's key when the worker has a credential (``credentials``)."""
+    t = EvalTask.from_json(task)
+    return result_for(t.key, run_task_here(WorkerEnv.from_json(env), t).to_json())
 
 
 app = make_app()

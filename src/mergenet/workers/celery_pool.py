@@ -8,6 +8,11 @@ key back once. Pass an instance as ``Coordinator(..., pool=...)`` to scale out, 
 :func:`celery_pool_factory` as ``pool_factory`` (what ``mergenet coordinator up --pool celery``
 does): its workers fetch artifacts from the coordinator over HTTP by content hash
 (``mergenet worker``), so they need no shared disk.
+
+Workers are untrusted: an outcome is always returned under the key this pool dispatched,
+never the one a worker reports. :meth:`CeleryEvaluationPool.poll_received` hands back what
+each worker sent, unread, with the task it answers, for the coordinator to authenticate and
+check (``mergenet.coordinator.trust``); :meth:`CeleryEvaluationPool.poll` reads it as is.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from celery import Celery
@@ -42,6 +48,16 @@ def task_id(task: EvalTask) -> str:
     return f"{task.key}:{hashlib.sha256(blob).hexdigest()[:16]}"
 
 
+@dataclass(frozen=True)
+class Received:
+    """What came back for one dispatched task: the worker's payload as sent (unchecked), or
+    why the task failed on the worker (``failure``; then ``payload`` is None)."""
+
+    task: EvalTask
+    payload: Any = None
+    failure: str | None = None
+
+
 class CeleryEvaluationPool:
     """Submit to Celery, collect whichever tasks finish first; no generation barrier."""
 
@@ -49,7 +65,7 @@ class CeleryEvaluationPool:
         self.env = env
         self.app = app or default_app
         self._capacity = capacity
-        self._pending: dict[str, tuple[str, AsyncResult]] = {}
+        self._pending: dict[str, tuple[EvalTask, AsyncResult]] = {}
 
     @property
     def capacity(self) -> int:
@@ -63,28 +79,52 @@ class CeleryEvaluationPool:
         result = self.app.send_task(
             TASK_NAME, args=[self.env.to_json(), task_payload(task)], task_id=tid
         )
-        self._pending[tid] = (task.key, result)
+        self._pending[tid] = (task, result)
 
     def in_flight(self) -> int:
         return len(self._pending)
 
-    def poll(self, timeout: float) -> list[EvalOutcome]:
+    def pending(self) -> dict[str, EvalTask]:
+        """Celery task id → task, for tasks not yet collected."""
+        return {tid: task for tid, (task, _) in self._pending.items()}
+
+    def poll_received(self, timeout: float) -> list[Received]:
+        """Whatever finished within ``timeout``, each task once, payloads unread."""
         deadline = time.monotonic() + timeout
         while True:
             done = [tid for tid, (_, r) in self._pending.items() if r.ready()]
             if done or time.monotonic() >= deadline:
-                return [self._outcome(tid) for tid in done]
+                return [self._received(tid) for tid in done]
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
-    def _outcome(self, tid: str) -> EvalOutcome:
-        key, result = self._pending.pop(tid)
+    def _received(self, tid: str) -> Received:
+        task, result = self._pending.pop(tid)
         if result.successful():
-            return EvalOutcome.from_json(result.result)
-        return EvalOutcome(key=key, error=f"worker failed: {result.result!r}")
+            return Received(task, payload=result.result)
+        return Received(task, failure=f"worker failed: {result.result!r}")
+
+    def poll(self, timeout: float) -> list[EvalOutcome]:
+        """Outcomes read as sent (no authentication), under the dispatched key."""
+        return [_unchecked(r) for r in self.poll_received(timeout)]
 
     def close(self) -> None:
         """Forget pending tasks (they finish on the workers; their results expire)."""
         self._pending.clear()
+
+
+def _unchecked(r: Received) -> EvalOutcome:
+    key = r.task.key
+    if r.failure is not None:
+        return EvalOutcome(key=key, error=r.failure)
+    data = r.payload.get("outcome") if isinstance(r.payload, dict) else None
+    data = data if isinstance(data, dict) else r.payload
+    try:
+        out = EvalOutcome.from_json(data)
+    except TypeError as exc:
+        return EvalOutcome(key=key, error=f"unreadable worker result: {exc}")
+    if out.key != key:
+        return EvalOutcome(key=key, error=f"worker answered key {out.key!r}, not {key!r}")
+    return out
 
 
 def celery_pool_factory(
