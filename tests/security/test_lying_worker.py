@@ -262,7 +262,7 @@ def test_a_lying_worker_moves_no_version_and_no_payment_and_is_barred(
     assert pool.counters["refused"] >= 1  # its later results were refused and re-run here
 
 
-@pytest.mark.parametrize("forgery", ["unsigned", "bad_mac", "other_worker", "other_key"])
+@pytest.mark.parametrize("forgery", ["unsigned", "bad_mac", "other_worker", "other_key", "failed"])
 def test_forged_results_are_refused_and_rerun_on_the_trusted_pool(
     redis_url: str, forgery: str
 ) -> None:
@@ -281,9 +281,12 @@ def test_forged_results_are_refused_and_rerun_on_the_trusted_pool(
         "bad_mac": {**sign_result(secret, "mallory", task.key, forged), "mac": "0" * 64},
         "other_worker": sign_result(secret, "alice", task.key, forged),
         "other_key": sign_result(secret, "mallory", task.key, {**forged, "key": "9:selection:1"}),
-    }[forgery]
+    }.get(forgery)
     (tid,) = celery.pending()
-    celery.app.backend.store_result(tid, payload, "SUCCESS")
+    if forgery == "failed":  # honest work reported failed
+        celery.app.backend.store_result(tid, RuntimeError("no"), "FAILURE")
+    else:
+        celery.app.backend.store_result(tid, payload, "SUCCESS")
     outcomes: list[EvalOutcome] = []
     for _ in range(50):
         outcomes += pool.poll(0.02)
@@ -292,5 +295,5 @@ def test_forged_results_are_refused_and_rerun_on_the_trusted_pool(
     assert [o.key for o in outcomes] == [task.key]
     assert outcomes[0].result == PARENT.to_dict()  # the trusted number, not the forged one
     assert local.runs == 1
-    expected = "key_mismatch" if forgery == "other_key" else "refused"
+    expected = {"other_key": "key_mismatch", "failed": "worker_failed"}.get(forgery, "refused")
     assert pool.counters[expected] == 1

@@ -10,7 +10,8 @@ runs the coordinator's code on the coordinator's machine) and holds these invari
 * only authenticated results are read: each must carry a valid HMAC of (dispatched key,
   result) under its worker's operator-issued secret (:mod:`mergenet.protocol.worker_auth`).
   Unsigned, badly signed or malformed results, and any result from a barred worker, are
-  refused (``counters["refused"]``) and the task re-run on the trusted pool;
+  refused (``counters["refused"]``) and the task re-run on the trusted pool, as is a task
+  a worker reports failed (``counters["worker_failed"]``): a worker cannot fail honest work;
 * a result that can move a payment or a version — a contribution's scoring (its S is paid
   and admits it to the merge pool) and a confirmation (the last gate before a version) — is
   never used as the worker sent it: the same task (same recipe, same seeded rows) runs on the
@@ -137,8 +138,9 @@ class TrustedPool:
 
     def _receive(self, r: Received) -> EvalOutcome | None:
         key = r.task.key
-        if r.failure is not None:
-            return EvalOutcome(key=key, error=r.failure)
+        if r.failure is not None:  # a worker could "fail" honest work: the trusted pool decides
+            self._rerun(r.task, "worker_failed", r.failure)
+            return None
         try:
             if self.keyring is None:
                 raise Unauthorized("no worker master key configured")
