@@ -28,6 +28,10 @@ class InvalidInput(MergenetError, ValueError):
     """The caller sent something malformed or unacceptable (HTTP 422)."""
 
 
+class UnsupportedMediaType(InvalidInput):
+    """The input is in a format this does not take at all, e.g. a pickle checkpoint (HTTP 415)."""
+
+
 class Unauthorized(MergenetError, ValueError):
     """A signature, credential or nonce does not check out (HTTP 401)."""
 

@@ -188,6 +188,7 @@ def test_bad_input_corpus_is_all_4xx_and_writes_nothing(
     assert statuses["reused nonce"] == 409
     assert statuses["exact copy"] == 409
     assert statuses["oversize"] == 413
+    assert statuses["pickle"] == statuses["pickle protocol 2"] == 415  # not safetensors at all
 
 
 def _w(path: Path, data: bytes) -> Path:

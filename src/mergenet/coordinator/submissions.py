@@ -32,7 +32,7 @@ from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.db import transaction
 from mergenet.deltas.errors import DeltaTooLarge, DeltaValidationError
-from mergenet.errors import Conflict, InvalidInput, TooLarge, Unauthorized
+from mergenet.errors import Conflict, InvalidInput, TooLarge, Unauthorized, UnsupportedMediaType
 from mergenet.protocol.signing import (
     SignatureError,
     adapter_sha256,
@@ -51,9 +51,8 @@ class InvalidUpload(InvalidInput):
     """A malformed upload or form field (the API answers 422)."""
 
 
-class UnsupportedFormat(InvalidInput):
-    """A pickle or zip checkpoint instead of safetensors (422; it was 415 before the error
-    kinds: the API maps a kind, and no kind means "unsupported media type")."""
+class UnsupportedFormat(UnsupportedMediaType):
+    """A pickle or zip checkpoint instead of safetensors (415, as before the error kinds)."""
 
 
 class BadSignature(Unauthorized):

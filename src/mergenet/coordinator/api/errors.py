@@ -27,11 +27,13 @@ from mergenet.errors import (
     TooLarge,
     Unauthorized,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 log = logging.getLogger("mergenet.coordinator.api")
 
 STATUS: dict[type[MergenetError], int] = {
+    UnsupportedMediaType: 415,
     InvalidInput: 422,
     Unauthorized: 401,
     NotFound: 404,
