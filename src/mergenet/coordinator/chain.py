@@ -88,7 +88,7 @@ class ChainHooks:
         """Credit the contributions merged into an accepted version with a share of its gain.
 
         The pool is ``merge_reward_per_gain`` tokens per unit of the version's confirmed gain
-        G = ΔS + γ·ΔA (see :mod:`mergenet.coordinator.loop`), split over the recipe's
+        G = ΔS + γ·ΔA (see :mod:`mergenet.coordinator.acceptance`), split over the recipe's
         contributions in proportion to |weight|. Each share is its own
         ledger entry (``merge:<version>:<contribution>``), so it is paid once, in the same
         transaction that creates the version. Mutation-only versions merge no contribution.
