@@ -23,6 +23,7 @@ from tests.coordinator.conftest import PG_DSN, submit_world_deltas
 from tests.coordinator.server import CoordinatorProcess
 
 from mergenet.petals import procs
+from mergenet.protocol.worker_auth import worker_secret
 
 pytestmark = [
     pytest.mark.redis,
@@ -37,6 +38,8 @@ REDIS_DB = 11
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 BUDGET = 20
 """Loop evaluations after the 8 contribution scorings."""
+MASTER_KEY = "e2e-operator-master-key-0123456789"
+"""The coordinator's worker master key; each worker gets its secret derived from it."""
 SAMPLE_N = 8
 """Rows per task and subject (the loop's default is 16): ~4 s per evaluation on a busy core."""
 
@@ -84,10 +87,13 @@ def start_worker(name: str, coordinator_url: str, redis_url: str, tmp: Path):
     log = tmp / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERGENET_")}
     env["MERGENET_CACHE_DIR"] = str(tmp / f"{name}-home-cache")  # nothing from ~/.cache
+    secret = tmp / f"{name}.secret"  # issued by the operator (protocol.worker_auth)
+    secret.write_text(worker_secret(MASTER_KEY.encode(), name))
     argv = [
         *(sys.executable, "-m", "mergenet.cli", "worker"),
         *("--coordinator", coordinator_url, "--redis-url", redis_url),
         *("--concurrency", "1", "--cache-dir", str(cache), "--name", f"{name}@%h"),
+        *("--worker-id", name, "--secret-file", str(secret)),
     ]
     proc = procs.spawn(argv, log, env)
     procs.wait_for_log(proc, log, r"ready\.", 120)
@@ -104,7 +110,11 @@ def test_two_http_workers_drive_the_loop_on_postgres(
         tmp_path / "data",
         workers=0,
         max_evaluations=BUDGET,
-        extra_env={"MERGENET_REDIS_URL": redis_db, "MERGENET_COORDINATOR_SAMPLE_N": str(SAMPLE_N)},
+        extra_env={
+            "MERGENET_REDIS_URL": redis_db,
+            "MERGENET_COORDINATOR_SAMPLE_N": str(SAMPLE_N),
+            "MERGENET_WORKER_MASTER_KEY": MASTER_KEY,
+        },
         extra_args=("--pool", "celery", "--capacity", "2"),
     )
     server.env["MERGENET_DATABASE_URL"] = pg_url
@@ -160,6 +170,9 @@ def test_two_http_workers_drive_the_loop_on_postgres(
         assert recorded == len(history) >= BUDGET + len(shas)
         assert failed == [], f"evaluations failed on the workers: {failed}"
         assert "evaluations_in_flight 0" in metrics
+        # honest workers' signed results are accepted and agree with the trusted re-runs
+        log_text = server.log.read_text()
+        assert "re-run on the trusted pool" not in log_text and "barred" not in log_text
 
         served = [log.read_text().count("succeeded in") for _, log, _ in workers]
         assert all(n > 0 for n in served), f"both workers took tasks: {served}"
