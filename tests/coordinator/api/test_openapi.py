@@ -30,13 +30,14 @@ def test_every_route_in_the_schema_describes_its_response_body(client: Any) -> N
     contribution = spec["components"]["schemas"]["ContributionStatus"]
     assert set(contribution["properties"]) >= {"sha256", "status", "score", "reward"}
     post = spec["paths"]["/api/contributions"]["post"]
-    assert {"201", "401", "409", "413"} <= set(post["responses"])
+    assert {"201", "401", "409", "413", "415", "422"} <= set(post["responses"])
 
 
 @pytest.mark.parametrize(
     ("kind", "status"),
     [
         ("InvalidInput", 422),
+        ("UnsupportedMediaType", 415),
         ("Unauthorized", 401),
         ("NotFound", 404),
         ("Conflict", 409),

@@ -74,6 +74,7 @@ def install(app: FastAPI) -> None:
 
 _DESCRIPTIONS = {
     InvalidInput: "malformed or unacceptable input",
+    UnsupportedMediaType: "not a format this accepts (a pickle or zip instead of safetensors)",
     Unauthorized: "a signature or nonce does not check out",
     NotFound: "no such resource here",
     Conflict: "clashes with recorded state (a duplicate, a reused nonce)",

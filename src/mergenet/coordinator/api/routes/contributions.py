@@ -11,7 +11,14 @@ from mergenet.coordinator.api import schemas
 from mergenet.coordinator.api.deps import CoordinatorDep, SessionDep
 from mergenet.coordinator.api.errors import documented
 from mergenet.coordinator.submissions import Upload
-from mergenet.errors import Conflict, InvalidInput, NotFound, TooLarge, Unauthorized
+from mergenet.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 router = APIRouter(prefix="/api/contributions", tags=["contributions"])
 
@@ -21,7 +28,8 @@ router = APIRouter(prefix="/api/contributions", tags=["contributions"])
     status_code=201,
     summary="Submit a signed delta",
     response_model=schemas.ContributionStatus,
-    responses=documented(InvalidInput, Unauthorized, Conflict, TooLarge),
+    responses=documented(InvalidInput, UnsupportedMediaType, Unauthorized, Conflict, TooLarge)
+    | {400: {"model": schemas.Problem, "description": "The body is not multipart form data"}},
 )
 def submit(
     coord: CoordinatorDep,
