@@ -44,6 +44,7 @@ from reliability_kit import (
     chain_settings,
     fund,
     make_variants,
+    served_domain,
     signed_form,
     wait_for,
 )
@@ -112,10 +113,11 @@ class Chaos:
                 self.server_errors.append(f"GET /api/versions/current {current.status_code}")
                 raise httpx.RemoteProtocolError("5xx")
             parent = current.json()["hash"]
+            domain = served_domain(self.coord.url)
             with path.open("rb") as fh:
                 r = httpx.post(
                     self.coord.url + "/api/contributions",
-                    data=signed_form(acct, path, parent, nonce),
+                    data=signed_form(acct, path, parent, nonce, domain),
                     files={"file": ("delta.safetensors", fh)},
                     timeout=120,
                 )
@@ -371,7 +373,10 @@ def main() -> None:
     )
     for line in results["failed"]:
         print(f"FINDING: a contribution failed scoring during the faults: {line}")
-    sys.exit(1 if results["failed"] or survived < len(faults) else 0)
+    for line in results["server_errors"]:
+        print(f"FINDING: a 5xx during the faults: {line}")
+    bad = results["failed"] or results["server_errors"] or survived < len(faults)
+    sys.exit(1 if bad else 0)
 
 
 if __name__ == "__main__":
