@@ -67,11 +67,11 @@ from mergenet.db import transaction
 from mergenet.evaluator.score import ScoreError, ScoreParams, compute_score, no_change_score
 from mergenet.merge_strategies.recipe import Recipe
 from mergenet.protocol.evaluation import EvalOutcome
-from mergenet.protocol.results import EvalResult
+from mergenet.protocol.results import PRIMARY_ACCURACY, EvalResult
 
 log = logging.getLogger("mergenet.coordinator.acceptance")
 
-ACCURACY = "acc_choice"
+ACCURACY = PRIMARY_ACCURACY
 DEFAULT_ACCURACY_WEIGHT = LoopSettings().accuracy_weight
 """γ when a caller gives none (the loop passes its settings' value)."""
 ALIVE = (CandidateStatus.DONE, CandidateStatus.CONFIRMING, CandidateStatus.ACCEPTED)

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from mergenet.coordinator import models as m
 from mergenet.coordinator.state import CONFIRMATION, current_version
+from mergenet.protocol.results import PRIMARY_ACCURACY
 
-DHARMA_METRIC = "acc_choice"
+DHARMA_METRIC = PRIMARY_ACCURACY
 """The headline accuracy: each choice's log-likelihood (lm-eval's method). The letter accuracy
 stays at chance for models this small (README, "Evaluation"), so it would show no progress."""
 

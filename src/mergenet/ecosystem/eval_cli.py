@@ -22,6 +22,7 @@ from mergenet.evaluator.dharma import DharmaError, read_jsonl_rows
 from mergenet.evaluator.items import Item
 from mergenet.evaluator.modelio import load_causal_lm
 from mergenet.evaluator.sampling import sample_for_scoring
+from mergenet.protocol.jsonl import read_jsonl
 from mergenet.protocol.results import EvalResult
 
 _err = Console(stderr=True)
@@ -95,7 +96,7 @@ def eval_command(
     except (OSError, DharmaError) as exc:
         _err.print(f"[red]Cannot read the benchmark:[/] {exc}")
         raise typer.Exit(2) from exc
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(path)
     if n is None:
         items = [Item.from_dharma_row(r) for r in rows]
         loss_items = items

@@ -24,6 +24,7 @@ from mergenet.ecosystem.spec import ContributorSpec, WorldSpec
 from mergenet.ecosystem.tasks import TASKS
 from mergenet.evaluator.encoding import encode_completions, encode_texts, letter_prompt
 from mergenet.evaluator.items import Item, row_text
+from mergenet.protocol.jsonl import read_jsonl
 
 StageProgress = Callable[[str, int, int, str], None]
 """(stage, done, total, note) — the CLI draws rich progress bars from it."""
@@ -68,7 +69,7 @@ class World:
         """The world's Dharma items of ``split`` ("dev" or "heldout")."""
         return [
             Item(r["subject"], r["question"], tuple(r["choices"]), r["answer_index"])
-            for r in map(json.loads, self.root.joinpath("dharma", f"{split}.items.jsonl").open())
+            for r in read_jsonl(self.root / "dharma" / f"{split}.items.jsonl")
         ]
 
 

@@ -25,14 +25,14 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from mergenet.errors import InvalidInput
-from mergenet.protocol.results import EvalResult
+from mergenet.protocol.results import PRIMARY_ACCURACY, EvalResult
 
 if TYPE_CHECKING:
     import torch
 
 DEFAULT_K = 10.0
 DEFAULT_ALPHAS = (0.25, 0.25, 0.25, 0.25)
-PERFORMANCE_ATTRS = ("acc_choice", "acc_letter")
+PERFORMANCE_ATTRS = (PRIMARY_ACCURACY, "acc_letter")
 
 
 class ScoreError(InvalidInput):
@@ -67,7 +67,7 @@ class ScoreParams:
     k: float = DEFAULT_K
     alphas: tuple[float, float, float, float] = DEFAULT_ALPHAS
     task_weights: Mapping[str, float] | tuple[tuple[str, float], ...] | None = None
-    performance: str = "acc_choice"
+    performance: str = PRIMARY_ACCURACY
     eps: float = 1e-3
 
     def __post_init__(self) -> None:

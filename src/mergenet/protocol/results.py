@@ -30,6 +30,14 @@ class TaskResult:
     n_loss_rows: int = 0
 
 
+METRICS = ("ppl", "answer_loss", "acc_letter", "acc_choice")
+"""Every per-task measure a ``TaskResult`` carries (besides row counts)."""
+
+PRIMARY_ACCURACY = "acc_choice"
+"""The accuracy the network ranks by: each choice's log-likelihood after the question
+(lm-eval's multiple-choice method); letter accuracy stays near chance on the world's tiny models."""
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """A model's results over a set of tasks (one entry per Dharma ``subject``)."""
@@ -45,7 +53,7 @@ class EvalResult:
     def to_dict(self) -> dict:
         return {
             "tasks": {name: asdict(t) for name, t in self.tasks.items()},
-            "macro": {a: self.macro(a) for a in ("ppl", "answer_loss", "acc_letter", "acc_choice")},
+            "macro": {a: self.macro(a) for a in METRICS},
         }
 
     @classmethod

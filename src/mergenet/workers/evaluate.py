@@ -13,7 +13,6 @@ results per (parent, sample) and row sets, so consecutive tasks on one parent lo
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -32,6 +31,7 @@ from mergenet.merge_strategies.checkpoint_names import checkpoint_state, load_ch
 from mergenet.merge_strategies.recipe import Recipe, build
 from mergenet.protocol.artifacts import ArtifactLayout, ArtifactSource
 from mergenet.protocol.evaluation import EvalOutcome, EvalTask, SampleSpec, WorkerEnv
+from mergenet.protocol.jsonl import read_jsonl
 from mergenet.workers.fetch import ArtifactCache, cache_for
 
 
@@ -63,8 +63,7 @@ class _Worker:
             if name not in known:
                 raise KeyError(f"unknown row set {name!r}; known: {sorted(known)}")
             path = self.fetcher.rows_path(known[name]) if self.fetcher else known[name]
-            with open(path) as fh:
-                self._rows[name] = [json.loads(line) for line in fh if line.strip()]
+            self._rows[name] = read_jsonl(path)
         return self._rows[name]
 
     def parent(self, version_hash: str) -> tuple[Any, dict[str, Any], Any]:
