@@ -39,8 +39,8 @@ MERGES = [
 RUN_MERGE_METHODS = {"task_arithmetic", "ties", "dare_ties"}
 
 
-def build_models(layers: int, hidden: int, inter: int, vocab: int, seed: int = 0):
-    """(config, base state dict, [fine-tuned state dicts], [deltas]) — all float32."""
+def build_models(layers: int, hidden: int, inter: int, vocab: int, seed: int = 0, k: int = K):
+    """(config, base state dict, [k fine-tuned state dicts], [k deltas]) — all float32."""
     from transformers import LlamaConfig
 
     cfg = LlamaConfig(
@@ -76,7 +76,7 @@ def build_models(layers: int, hidden: int, inter: int, vocab: int, seed: int = 0
         for n, s in shapes.items()
     }
     fts, deltas = [], []
-    for _ in range(K):
+    for _ in range(k):
         d = {n: torch.randn(t.shape, generator=g) * 0.002 for n, t in base.items()}
         ft = {n: base[n] + d[n] for n in base}
         fts.append(ft)
