@@ -112,12 +112,15 @@ class Upload:
         return files
 
 
-def _form(who: int, up: Upload, parent: str, nonce: int, signer: int | None = None) -> dict:
-    """The signed form for ``up`` (signed by ``signer``'s key when it differs: bad signature)."""
+def _form(
+    who: int, up: Upload, parent: str, nonce: int, domain: Any, signer: int | None = None
+) -> dict:
+    """The form for ``up`` signed for the coordinator's EIP-712 ``domain`` (by ``signer``'s key
+    when it differs: a bad signature)."""
     from mergenet.protocol.signing import sign_submission
 
     key = account(signer if signer is not None else who)
-    sig = sign_submission(key, up.sha256, parent, nonce, 31337)
+    sig = sign_submission(key, up.sha256, parent, nonce, domain)
     return {
         "address": account(who).address,
         "parent_hash": parent,
@@ -136,6 +139,8 @@ class Load:
     deadline: float
     max_requests: int
     rng: random.Random
+    domain: Any
+    """The coordinator's EIP-712 signing domain (``GET /api/info``)."""
 
     async def timed(self, route: str, coro: Any) -> httpx.Response | None:
         t0 = time.perf_counter()
@@ -184,10 +189,10 @@ class Load:
 
     def _form(self, kind: str, who: int, up: Upload, parent: str, nonce: int) -> dict:
         if kind == "bad signature":
-            return _form(who, up, parent, nonce, signer=who + 1000)
+            return _form(who, up, parent, nonce, self.domain, signer=who + 1000)
         if kind == "wrong parent":
-            return _form(who, up, self.rng.randbytes(32).hex(), nonce)
-        return _form(who, up, parent, nonce)
+            return _form(who, up, self.rng.randbytes(32).hex(), nonce, self.domain)
+        return _form(who, up, parent, nonce, self.domain)
 
     async def viewer(self, i: int) -> None:
         """Hold ``/api/events`` open until the deadline, counting events; time to the first
@@ -227,6 +232,10 @@ async def drive(url: str, opts: Options, world: WorldFiles) -> tuple[Stats, floa
     oversize = bytes(opts.oversize_bytes)
     limits = httpx.Limits(max_connections=opts.submitters + opts.viewers + 10)
     async with httpx.AsyncClient(base_url=url, timeout=opts.timeout, limits=limits) as http:
+        from mergenet.protocol.signing import SigningDomain
+
+        info = (await http.get("/api/info")).raise_for_status().json()
+        domain = SigningDomain.from_json(info["signing_domain"])
         t0 = time.monotonic()
         load = Load(
             http,
@@ -237,6 +246,7 @@ async def drive(url: str, opts: Options, world: WorldFiles) -> tuple[Stats, floa
             t0 + opts.seconds,
             opts.max_requests,
             random.Random(opts.seed),
+            domain,
         )
         tasks = [load.submitter(i) for i in range(opts.submitters)]
         tasks += [_bounded(load.viewer(i), opts.seconds + 1) for i in range(opts.viewers)]

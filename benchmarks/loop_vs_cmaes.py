@@ -76,7 +76,7 @@ def run_loop(world: Any, data: Path, budget: int, workers: int, seed: int) -> di
             acct = Account.from_key((i + 1).to_bytes(32, "big"))
             path = world.delta_path(name)
             names[sha256_file(path)] = name
-            sig = sign_submission(acct, sha256_file(path), parent, 1, settings.chain_id)
+            sig = sign_submission(acct, sha256_file(path), parent, 1, coord.domain)
             with path.open("rb") as fh:
                 coord.submissions.submit(Upload(acct.address, parent, "1", sig), fh)
         scores: dict[int, float] = {}

@@ -85,11 +85,20 @@ def account(i: int) -> Any:
     return Account.from_key((i + 1).to_bytes(32, "big"))
 
 
-def signed_form(acct: Any, path: Path, parent: str, nonce: int) -> dict[str, str]:
+def served_domain(url: str) -> Any:
+    """The EIP-712 signing domain the coordinator at ``url`` serves in ``GET /api/info``."""
+    from mergenet.protocol.signing import SigningDomain
+
+    info = httpx.get(url.rstrip("/") + "/api/info", timeout=30).raise_for_status().json()
+    return SigningDomain.from_json(info["signing_domain"])
+
+
+def signed_form(acct: Any, path: Path, parent: str, nonce: int, domain: Any) -> dict[str, str]:
+    """Upload form fields signed for the coordinator's ``domain`` (see :func:`served_domain`)."""
     from mergenet.protocol.hashes import sha256_file
     from mergenet.protocol.signing import sign_submission
 
-    sig = sign_submission(acct, sha256_file(path), parent, nonce, CHAIN_ID)
+    sig = sign_submission(acct, sha256_file(path), parent, nonce, domain)
     return {"address": acct.address, "parent_hash": parent, "nonce": str(nonce), "signature": sig}
 
 

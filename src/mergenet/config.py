@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     chain_url: str | None = None
     """JSON-RPC URL of an existing node; ``None`` means the local anvil mergenet starts."""
     chain_id: int = 31337
+    network_id: str | None = None
+    """32 bytes as hex naming this coordinator's network in the EIP-712 signing domain;
+    ``None``: made randomly on first open and kept in ``data_dir/network_id``."""
     keystore_password: SecretStr | None = None
 
     coordinator_url: str = "http://127.0.0.1:8000"

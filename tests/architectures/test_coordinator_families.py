@@ -52,18 +52,19 @@ def _upload(client: Any, artifact: Path, parent: str, nonce: int) -> str:
     from eth_account import Account
 
     from mergenet.protocol.hashes import sha256_file
-    from mergenet.protocol.signing import adapter_sha256, sign_submission
+    from mergenet.protocol.signing import SigningDomain, adapter_sha256, sign_submission
 
     acct = Account.from_key((7).to_bytes(32, "big"))  # a test key, never a real one
     lora = artifact.is_dir()
     weights = artifact / "adapter_model.safetensors" if lora else artifact
     config = (artifact / "adapter_config.json").read_bytes() if lora else None
     sha = adapter_sha256(config, sha256_file(weights)) if config else sha256_file(weights)
+    domain = SigningDomain.from_json(client.get("/api/info").json()["signing_domain"])
     form = {
         "address": acct.address,
         "parent_hash": parent,
         "nonce": str(nonce),
-        "signature": sign_submission(acct, sha, parent, nonce, 31337),
+        "signature": sign_submission(acct, sha, parent, nonce, domain),
     }
     files: dict[str, Any] = {"file": (weights.name, weights.read_bytes())}
     if config is not None:

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 PG_DSN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TEST_NETWORK_ID = "4e" * 32
+"""The network id ``make_coordinator`` gives its coordinators (so forms can be signed offline)."""
 
 
 def _tiny_spec():  # type: ignore[no-untyped-def]
@@ -101,9 +103,11 @@ def make_coordinator(cworld: Any, tmp_path: Path):  # type: ignore[no-untyped-de
     opened: list[Coordinator] = []
 
     def make(url: str | None = None, data_dir: Path | None = None, **kw: Any) -> Coordinator:
+        kw.setdefault("network_id", TEST_NETWORK_ID)
         settings = Settings(
             data_dir=data_dir or tmp_path / "data",
             database_url=url,
+            network_id=kw.pop("network_id"),
         )
         kw.setdefault("workers", 0)
         coord = Coordinator(settings, coordinator_settings(cworld, **kw)).open()
@@ -122,13 +126,21 @@ def account(i: int):  # type: ignore[no-untyped-def]
     return Account.from_key((i + 1).to_bytes(32, "big"))
 
 
+def local_domain(chain_id: int = 31337, network_id: str = TEST_NETWORK_ID):  # type: ignore[no-untyped-def]
+    """The EIP-712 domain of a chainless test coordinator made by ``make_coordinator``."""
+    from mergenet.protocol.signing import ZERO_ADDRESS, SigningDomain
+
+    return SigningDomain(chain_id, ZERO_ADDRESS, network_id)
+
+
 def signed_form(
-    acct: Any, path: Path, parent: str, nonce: int, chain_id: int = 31337
+    acct: Any, path: Path, parent: str, nonce: int, domain: Any = None
 ) -> dict[str, str]:
+    """The form fields of an upload signed for ``domain`` (default: :func:`local_domain`)."""
     from mergenet.protocol.hashes import sha256_file
     from mergenet.protocol.signing import sign_submission
 
-    sig = sign_submission(acct, sha256_file(path), parent, nonce, chain_id)
+    sig = sign_submission(acct, sha256_file(path), parent, nonce, domain or local_domain())
     return {
         "address": acct.address,
         "parent_hash": parent,

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from sqlalchemy import select
 
-from .conftest import account, signed_form
+from .conftest import account, local_domain, signed_form
 
 pytestmark = pytest.mark.world
 
@@ -148,8 +148,19 @@ def test_bad_input_corpus_is_all_4xx_and_writes_nothing(
         second_src,
         signed(second_src)
         | {
-            "signature": signed_form(bob, second_src, parent, 77, chain_id=1)["signature"],
+            "signature": signed_form(bob, second_src, parent, 77, local_domain(1))["signature"],
             "nonce": "77",
+        },
+    )
+    case(
+        "signature for another network",
+        second_src,
+        signed(second_src)
+        | {
+            "signature": signed_form(
+                bob, second_src, parent, 78, local_domain(network_id="5a" * 32)
+            )["signature"],
+            "nonce": "78",
         },
     )
     case("malformed signature", second_src, signed(second_src) | {"signature": "0x1234"})

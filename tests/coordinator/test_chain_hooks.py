@@ -49,7 +49,7 @@ def test_rewards_accrue_and_versions_are_recorded(cworld: Any, tmp_path: Path) -
         with path.open("rb") as fh:
             r = client.post(
                 "/api/contributions",
-                data=signed_form(account(0), path, parent, 1),
+                data=signed_form(account(0), path, parent, 1, coord.domain),
                 files={"file": ("d.safetensors", fh)},
             )
         assert r.status_code == 201, r.text

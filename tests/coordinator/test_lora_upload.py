@@ -34,16 +34,17 @@ def _adapter(world: Any, out: Path) -> Path:
 
 def _post(client: Any, folder: Path, parent: str, nonce: int, config: bytes | None = None):  # type: ignore[no-untyped-def]
     from mergenet.protocol.hashes import sha256_file
-    from mergenet.protocol.signing import adapter_sha256, sign_submission
+    from mergenet.protocol.signing import SigningDomain, adapter_sha256, sign_submission
 
     acct = account(5)
     config = config if config is not None else (folder / "adapter_config.json").read_bytes()
     sha = adapter_sha256(config, sha256_file(folder / "adapter_model.safetensors"))
+    domain = SigningDomain.from_json(client.get("/api/info").json()["signing_domain"])
     form = {
         "address": acct.address,
         "parent_hash": parent,
         "nonce": str(nonce),
-        "signature": sign_submission(acct, sha, parent, nonce, 31337),
+        "signature": sign_submission(acct, sha, parent, nonce, domain),
     }
     with (folder / "adapter_model.safetensors").open("rb") as fh:
         return client.post(

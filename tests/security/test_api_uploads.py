@@ -62,15 +62,16 @@ def _adapter(world: Any, out: Path) -> dict[str, Any]:
 
 def _post_adapter(client: Any, weights: Path, config: bytes, parent: str, nonce: int) -> Any:
     from mergenet.protocol.hashes import sha256_file
-    from mergenet.protocol.signing import adapter_sha256, sign_submission
+    from mergenet.protocol.signing import SigningDomain, adapter_sha256, sign_submission
 
     acct = account(7)
     sha = adapter_sha256(config, sha256_file(weights))
+    domain = SigningDomain.from_json(client.get("/api/info").json()["signing_domain"])
     form = {
         "address": acct.address,
         "parent_hash": parent,
         "nonce": str(nonce),
-        "signature": sign_submission(acct, sha, parent, nonce, 31337),
+        "signature": sign_submission(acct, sha, parent, nonce, domain),
     }
     with weights.open("rb") as fh:
         files = {"file": ("adapter_model.safetensors", fh), "adapter_config": ("c.json", config)}

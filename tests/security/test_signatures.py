@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import encode_typed_data
 
 from mergenet.errors import Unauthorized
 from mergenet.protocol.signing import (
     SECP256K1_N,
+    ZERO_ADDRESS,
     SignatureError,
+    SigningDomain,
     canonical_signature,
     sign_submission,
-    submission_message,
+    submission_typed_data,
     verify_submission,
 )
 
 SHA, PARENT = "ab" * 32, "cd" * 32
+DOMAIN = SigningDomain(31337, ZERO_ADDRESS, "4e" * 32)
 
 
 def high_s_twin(signature: str) -> str:
@@ -32,23 +35,23 @@ def high_s_twin(signature: str) -> str:
 
 def test_high_s_twin_is_refused_with_a_clear_401_kind() -> None:
     acct = Account.from_key(b"\x03" * 32)
-    sig = sign_submission(acct, SHA, PARENT, 1, 31337)
+    sig = sign_submission(acct, SHA, PARENT, 1, DOMAIN)
     twin = high_s_twin(sig)
-    message = encode_defunct(text=submission_message(SHA, PARENT, 1, 31337))
+    message = encode_typed_data(full_message=submission_typed_data(SHA, PARENT, 1, DOMAIN))
     assert Account.recover_message(message, signature=bytes.fromhex(twin[2:])) == acct.address
-    verify_submission(acct.address, sig, SHA, PARENT, 1, 31337)  # the low-s original passes
+    verify_submission(acct.address, sig, SHA, PARENT, 1, DOMAIN)  # the low-s original passes
     with pytest.raises(SignatureError, match="high s value") as info:
-        verify_submission(acct.address, twin, SHA, PARENT, 1, 31337)
+        verify_submission(acct.address, twin, SHA, PARENT, 1, DOMAIN)
     assert isinstance(info.value, Unauthorized)
 
 
 def test_canonical_form_is_lowercase_0x_with_v_27_or_28() -> None:
     acct = Account.from_key(b"\x04" * 32)
-    sig = sign_submission(acct, SHA, PARENT, 2, 31337)
+    sig = sign_submission(acct, SHA, PARENT, 2, DOMAIN)
     raw = sig.removeprefix("0x")
     as_v01 = raw[:128] + f"{int(raw[128:], 16) - 27:02x}"
     assert canonical_signature(raw.upper()) == canonical_signature(as_v01) == sig.lower()
-    verify_submission(acct.address, as_v01, SHA, PARENT, 2, 31337)
+    verify_submission(acct.address, as_v01, SHA, PARENT, 2, DOMAIN)
 
 
 @pytest.mark.parametrize(
@@ -62,6 +65,6 @@ def test_canonical_form_is_lowercase_0x_with_v_27_or_28() -> None:
 )
 def test_malformed_signatures_are_unauthorized(mutate, message) -> None:  # type: ignore[no-untyped-def]
     acct = Account.from_key(b"\x05" * 32)
-    raw = sign_submission(acct, SHA, PARENT, 3, 31337).removeprefix("0x")
+    raw = sign_submission(acct, SHA, PARENT, 3, DOMAIN).removeprefix("0x")
     with pytest.raises(SignatureError, match=message):
-        verify_submission(acct.address, "0x" + mutate(raw), SHA, PARENT, 3, 31337)
+        verify_submission(acct.address, "0x" + mutate(raw), SHA, PARENT, 3, DOMAIN)

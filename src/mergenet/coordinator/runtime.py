@@ -21,6 +21,7 @@ from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.coordinator.chain import ChainHooks
 from mergenet.coordinator.epochs import EpochPublisher
 from mergenet.coordinator.loop import EvolutionLoop
+from mergenet.coordinator.network import signing_domain
 from mergenet.coordinator.serving import RowSets
 from mergenet.coordinator.settings import CoordinatorSettings, LoopSettings
 from mergenet.coordinator.submissions import SubmissionLimits, SubmissionService
@@ -127,12 +128,12 @@ class Coordinator:
         self.store.sweep_incoming()
         self.inputs = resolve_inputs(self.settings, self.cs)
         ensure_base_version(self.factory, self.store, self.inputs.base_dir)
-        self.submissions = SubmissionService(
-            self.factory, self.store, self.settings.chain_id, self._limits
-        )
         hooks: ChainHooks | None = None
         if self.cs.chain:
             self.chain = hooks = ChainHooks(self.settings, margin=self.cs.loop.margin)
+        distributor = hooks.contracts.distributor.address if hooks is not None else None
+        self.domain = signing_domain(self.settings, distributor)
+        self.submissions = SubmissionService(self.factory, self.store, self.domain, self._limits)
         self.row_sets = RowSets(self.inputs.row_sets)
         if self._pool is not None:
             self.pool = self._pool

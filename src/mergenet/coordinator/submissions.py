@@ -1,8 +1,9 @@
 """Accepting a contribution: every check before anything is written, then one commit.
 
 Order (cheap and unauthenticated checks first, so a hostile upload costs little):
-form fields → size cap (while receiving) → sha256 → signature over (sha256, parent, nonce,
-chain id) → parent is a known version → nonce unused → not an exact copy → pickle sniff and
+form fields → size cap (while receiving) → sha256 → EIP-712 signature over (sha256, parent,
+nonce) under this coordinator's domain (chain id, distributor, network id) → parent is a
+known version → nonce unused → not an exact copy → pickle sniff and
 header-first safetensors validation against the parent (names, shapes, dtypes, finite,
 relative-norm cap) → not a near copy (cosine ≥ ``near_duplicate_cosine`` with any earlier
 delta: credit stays with the earliest). Only then are the contributor, the nonce and the
@@ -35,6 +36,7 @@ from mergenet.deltas.errors import DeltaTooLarge, DeltaValidationError
 from mergenet.errors import Conflict, InvalidInput, TooLarge, Unauthorized, UnsupportedMediaType
 from mergenet.protocol.signing import (
     SignatureError,
+    SigningDomain,
     adapter_sha256,
     canonical_signature,
     verify_submission,
@@ -56,7 +58,7 @@ class UnsupportedFormat(UnsupportedMediaType):
 
 
 class BadSignature(Unauthorized):
-    """The signature does not check out over (sha256, parent, nonce, chain id) (401)."""
+    """The signature does not check out over (sha256, parent, nonce) and the domain (401)."""
 
 
 class UploadConflict(Conflict):
@@ -126,12 +128,12 @@ class SubmissionService:
         self,
         factory: sessionmaker[Session],
         store: ArtifactStore,
-        chain_id: int,
+        domain: SigningDomain,
         limits: SubmissionLimits | None = None,
     ):
         self.factory = factory
         self.store = store
-        self.chain_id = chain_id
+        self.domain = domain
         self.limits = limits or SubmissionLimits()
         self._lock = threading.Lock()
 
@@ -188,7 +190,7 @@ class SubmissionService:
             if adapter_config is not None:
                 sha = adapter_sha256(adapter_config, sha)
             try:
-                verify_submission(address, up.signature, sha, parent_hash, nonce, self.chain_id)
+                verify_submission(address, up.signature, sha, parent_hash, nonce, self.domain)
             except SignatureError as exc:
                 raise BadSignature(f"bad signature: {exc}") from None
             with self._lock:

@@ -122,12 +122,12 @@ def _contribute(
     """Each contributor: new key, test ether for gas, pull, sign and submit its delta."""
     from mergenet.node.client import CoordinatorClient
     from mergenet.node.pull import pull_current
-    from mergenet.node.submit import resolve_artifact, submit_artifact
+    from mergenet.node.submit import fetch_domain, resolve_artifact, submit_artifact
 
     secret = secrets.token_urlsafe(16)
     nodes = []
     with CoordinatorClient(services.url) as client:
-        chain_id = int(client.get("/api/info", "asking for the chain id")["chain_id"])
+        domain = fetch_domain(client)  # the EIP-712 domain every node signs under
         for c in world.spec.contributors:
             node_dir = run_dir / "nodes" / c.name
             node = DemoNode(c.name, c.tasks, NodeHome(node_dir / "data", node_dir / "cache"))
@@ -136,7 +136,7 @@ def _contribute(
             fund_local(settings, node.account.address, 10**18)
             pulled = pull_current(client, node.home, lambda *_: None)
             artifact = resolve_artifact(world.delta_path(c.name), pulled.version_hash)
-            info = submit_artifact(client, node.account, artifact, chain_id)
+            info = submit_artifact(client, node.account, artifact, domain)
             node.sha256 = info["sha256"]
             console.print(
                 f"  {c.name:<6} {node.account.address} pulled {pulled.version_hash[:10]}, "

@@ -216,8 +216,7 @@ def submit_command(
     artifact = resolve_artifact(path or _newest(home), parent)
     account = _account(keystore)
     with _client(coordinator) as client:
-        chain_id = int(client.get("/api/info", "asking for the chain id")["chain_id"])
-        info = submit_artifact(client, account, artifact, chain_id)
+        info = submit_artifact(client, account, artifact)
         record(home.data_dir / "submissions.jsonl", info, client.url)
         typer.echo(f"submitted {info['sha256'][:16]} as {account.address}")
         if wait > 0:

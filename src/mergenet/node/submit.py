@@ -1,9 +1,11 @@
 """``submit``: hash, sign and upload a delta or adapter; then follow its evaluation.
 
-What is signed is the coordinator's message (``coordinator.signing``): the file's sha256 (for
-an adapter, the hash over its weights and config), the parent version hash, a nonce and the
-chain id the coordinator announces. The nonce is the current time in microseconds: unique
-per key without any local state to lose, and the coordinator refuses a reused one.
+What is signed is the EIP-712 ``Contribution`` of ``protocol.signing``: the file's sha256 (for
+an adapter, the hash over its weights and config), the parent version hash and a nonce, under
+the domain the coordinator serves in ``GET /api/info`` (chain id, distributor contract,
+network id), so the signature is valid at that coordinator only. The nonce is the current time
+in microseconds: unique per key without any local state to lose, and the coordinator refuses a
+reused one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from mergenet.node.finetune import META
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+
+    from mergenet.protocol.signing import SigningDomain
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,32 @@ def resolve_artifact(path: Path, parent: str | None) -> Artifact:
     return Artifact(file, None, sha256_file(file), parent_hash)
 
 
+def fetch_domain(client: CoordinatorClient) -> SigningDomain:
+    """The EIP-712 domain this coordinator verifies uploads with (from ``GET /api/info``)."""
+    from mergenet.protocol.signing import SignatureError, SigningDomain
+
+    info = client.get("/api/info", "asking for the signing domain")
+    try:
+        return SigningDomain.from_json(info["signing_domain"])
+    except (KeyError, TypeError, ValueError, SignatureError) as exc:
+        raise NodeError(
+            f"the coordinator at {client.url} serves no usable signing domain ({exc}): "
+            "it may run an older mergenet"
+        ) from None
+
+
 def submit_artifact(
-    client: CoordinatorClient, account: LocalAccount, artifact: Artifact, chain_id: int
+    client: CoordinatorClient,
+    account: LocalAccount,
+    artifact: Artifact,
+    domain: SigningDomain | None = None,
 ) -> dict[str, Any]:
+    """Sign ``artifact`` for ``domain`` (default: the one the coordinator serves) and upload."""
     from mergenet.protocol.signing import sign_submission
 
+    domain = domain or fetch_domain(client)
     nonce = time.time_ns() // 1000
-    signature = sign_submission(account, artifact.sha256, artifact.parent_hash, nonce, chain_id)
+    signature = sign_submission(account, artifact.sha256, artifact.parent_hash, nonce, domain)
     fields = {
         "address": account.address,
         "parent_hash": artifact.parent_hash,

@@ -2,7 +2,8 @@
 machine boundary, and nothing that runs on either side.
 
 * ``hashes`` — content hashes of files and the one sha256-hex validator.
-* ``signing`` — the EIP-191 submission message a node signs and the coordinator checks.
+* ``signing`` — the EIP-712 submission message (and its domain) a node signs and the coordinator
+  checks.
 * ``results`` — ``EvalResult``/``TaskResult``: what an evaluation measured (torch-free).
 * ``evaluation`` — ``EvalTask``/``EvalOutcome``/``WorkerEnv`` and their JSON form, and the
   ``EvaluationPool`` interface the loop schedules through.

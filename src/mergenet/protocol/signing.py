@@ -1,41 +1,42 @@
 """Signing a submission (node side) and checking it (coordinator side), one message for both.
 
-The contributor signs the tuple (sha256 of the uploaded file, parent version hash, nonce,
-chain id) with **EIP-191** ``personal_sign`` (version ``0x45``, "Ethereum Signed Message"):
-the signed text is human-readable, so a wallet shows exactly what is being authorised, and
-eth-account needs no typed-data schema. The message is canonical — lower-case hex without
-``0x``, decimal nonce and chain id, fixed line order — so both sides build identical bytes::
+The contributor signs **EIP-712** typed data, so a wallet shows the fields it authorises and
+the signature is bound to one network::
 
-    mergenet contribution
-    sha256: <64 hex>
-    parent: <64 hex>
-    nonce: <decimal>
-    chain_id: <decimal>
+    Contribution(bytes32 sha256, bytes32 parent, uint256 nonce)
+
+under the domain ``EIP712Domain(string name, string version, uint256 chainId,
+address verifyingContract, bytes32 salt)`` = ("mergenet", "1", the chain id, the distributor
+contract — the zero address when the coordinator runs without a chain — and the coordinator's
+**network id** as ``salt``: 32 random bytes made on its first open and kept in its data dir,
+see :mod:`mergenet.coordinator.network`). The coordinator serves this domain in
+``GET /api/info``; a node fetches it and signs with it. So a signed upload replayed to a second
+coordinator (same chain id, other network id) or over another chain recovers a different
+address and is refused (401).
 
 For a PEFT LoRA adapter the signed "sha256" is :func:`adapter_sha256`: the sha256 of
 ``b"mergenet-lora/1\0" + sha256(adapter_model.safetensors) + b"\0" + adapter_config.json``,
 so the config (rank, alpha, targets — it sets the scale of the update) is signed too.
 
-The chain id binds a signature to one chain; the nonce (single-use per address, enforced
-by the coordinator) stops replays of the same upload. Signatures are accepted only in the
-canonical form of EIP-2 — ``r ‖ s ‖ v`` with ``0 < r, s < n``, **low s** (``s ≤ n/2``) and
-``v`` 27 or 28 (0 or 1 is read as 27 or 28) — so a signature has exactly one accepted
-encoding: its high-s twin ``(r, n − s, v ^ 1)``, which recovers the same address, is refused,
-and :func:`canonical_signature` is what the coordinator stores. Not yet bound: a second
-coordinator on the same chain id accepts the same signed upload (EIP-712 typed data with a
-domain naming the chain id, the distributor contract and a network id is the planned fix).
+The nonce (single-use per address, enforced by the coordinator) stops replays of the same
+upload to the same coordinator. Signatures are accepted only in the canonical form of EIP-2 —
+``r ‖ s ‖ v`` with ``0 < r, s < n``, **low s** (``s ≤ n/2``) and ``v`` 27 or 28 (0 or 1 is
+read as 27 or 28) — so a signature has exactly one accepted encoding: its high-s twin
+``(r, n − s, v ^ 1)``, which recovers the same address, is refused, and
+:func:`canonical_signature` is what the coordinator stores.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import SignableMessage, encode_typed_data
 from eth_typing import HexStr
-from eth_utils import is_hexstr, remove_0x_prefix, to_hex
+from eth_utils import is_address, is_hexstr, remove_0x_prefix, to_checksum_address, to_hex
 
 from mergenet.errors import Unauthorized
 from mergenet.protocol.hashes import sha256_file, sha256_hex
@@ -48,8 +49,53 @@ class SignatureError(Unauthorized):
     """A signature that is malformed or not made by the claimed address."""
 
 
+ZERO_ADDRESS = "0x" + "00" * 20
+"""The domain's ``verifyingContract`` when the coordinator runs without a chain."""
+
+DOMAIN_NAME = "mergenet"
+DOMAIN_VERSION = "1"
+
+
 def _hex64(value: str, name: str) -> str:
     return sha256_hex(value, name, SignatureError)
+
+
+@dataclass(frozen=True)
+class SigningDomain:
+    """What binds a signature to one coordinator: chain id, distributor, network id.
+
+    Invariants (checked on construction): ``verifying_contract`` is a checksummed address,
+    ``network_id`` is 64 lower-case hex digits without ``0x``.
+    """
+
+    chain_id: int
+    verifying_contract: str
+    network_id: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.chain_id, bool) or not isinstance(self.chain_id, int):
+            raise SignatureError(f"chain id must be an integer, got {self.chain_id!r}")
+        if not is_address(self.verifying_contract):
+            raise SignatureError(f"not an address: {self.verifying_contract!r}")
+        object.__setattr__(self, "verifying_contract", to_checksum_address(self.verifying_contract))
+        object.__setattr__(self, "network_id", _hex64(self.network_id, "network id"))
+
+    def to_json(self) -> dict[str, Any]:
+        """The domain as ``GET /api/info`` serves it (EIP-712 field names)."""
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+            "salt": "0x" + self.network_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SigningDomain:
+        """Read what :meth:`to_json` wrote (raises SignatureError on a foreign domain)."""
+        if data.get("name") != DOMAIN_NAME or str(data.get("version")) != DOMAIN_VERSION:
+            raise SignatureError(f"not a {DOMAIN_NAME} v{DOMAIN_VERSION} signing domain: {data}")
+        return cls(int(data["chainId"]), str(data["verifyingContract"]), str(data["salt"]))
 
 
 def adapter_sha256(config: bytes, weights_sha256: str) -> str:
@@ -65,25 +111,50 @@ def adapter_folder_sha256(folder: str | Path) -> str:
     return adapter_sha256(config, sha256_file(root / "adapter_model.safetensors"))
 
 
-def submission_message(sha256: str, parent_hash: str, nonce: int, chain_id: int) -> str:
-    """The exact text signed for a submission (see module docstring)."""
+_TYPES = {
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+        {"name": "salt", "type": "bytes32"},
+    ],
+    "Contribution": [
+        {"name": "sha256", "type": "bytes32"},
+        {"name": "parent", "type": "bytes32"},
+        {"name": "nonce", "type": "uint256"},
+    ],
+}
+
+
+def submission_typed_data(
+    sha256: str, parent_hash: str, nonce: int, domain: SigningDomain
+) -> dict[str, Any]:
+    """The EIP-712 document signed for a submission (``eth_signTypedData_v4`` input)."""
     if isinstance(nonce, bool) or not isinstance(nonce, int) or not 0 <= nonce < 2**63:
         raise SignatureError(f"nonce must be an integer in [0, 2**63), got {nonce!r}")
-    return (
-        "mergenet contribution\n"
-        f"sha256: {_hex64(sha256, 'sha256')}\n"
-        f"parent: {_hex64(parent_hash, 'parent hash')}\n"
-        f"nonce: {nonce}\n"
-        f"chain_id: {int(chain_id)}"
-    )
+    return {
+        "types": _TYPES,
+        "primaryType": "Contribution",
+        "domain": domain.to_json(),
+        "message": {
+            "sha256": "0x" + _hex64(sha256, "sha256"),
+            "parent": "0x" + _hex64(parent_hash, "parent hash"),
+            "nonce": nonce,
+        },
+    }
+
+
+def _signable(sha256: str, parent_hash: str, nonce: int, domain: SigningDomain) -> SignableMessage:
+    return encode_typed_data(full_message=submission_typed_data(sha256, parent_hash, nonce, domain))
 
 
 def sign_submission(
-    account: LocalAccount, sha256: str, parent_hash: str, nonce: int, chain_id: int
+    account: LocalAccount, sha256: str, parent_hash: str, nonce: int, domain: SigningDomain
 ) -> str:
-    """The 0x-prefixed 65-byte EIP-191 signature a node sends with its upload."""
-    message = encode_defunct(text=submission_message(sha256, parent_hash, nonce, chain_id))
-    return to_hex(account.sign_message(message).signature)
+    """The 0x-prefixed 65-byte EIP-712 signature a node sends with its upload (low s)."""
+    signed = account.sign_message(_signable(sha256, parent_hash, nonce, domain))
+    return to_hex(signed.signature)
 
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -115,10 +186,10 @@ def canonical_signature(signature: str) -> str:
 
 
 def recover_submitter(
-    signature: str, sha256: str, parent_hash: str, nonce: int, chain_id: int
+    signature: str, sha256: str, parent_hash: str, nonce: int, domain: SigningDomain
 ) -> str:
     """The checksummed address that signed this submission (raises SignatureError)."""
-    message = encode_defunct(text=submission_message(sha256, parent_hash, nonce, chain_id))
+    message = _signable(sha256, parent_hash, nonce, domain)
     sig = _canonical_bytes(signature)
     try:
         return Account.recover_message(message, signature=sig)
@@ -127,12 +198,20 @@ def recover_submitter(
 
 
 def verify_submission(
-    address: str, signature: str, sha256: str, parent_hash: str, nonce: int, chain_id: int
+    address: str,
+    signature: str,
+    sha256: str,
+    parent_hash: str,
+    nonce: int,
+    domain: SigningDomain,
 ) -> None:
-    """Raise SignatureError unless ``address`` signed exactly this submission."""
-    signer = recover_submitter(signature, sha256, parent_hash, nonce, chain_id)
+    """Raise SignatureError unless ``address`` signed exactly this submission for ``domain``."""
+    signer = recover_submitter(signature, sha256, parent_hash, nonce, domain)
     if signer.lower() != address.lower():
         raise SignatureError(
-            f"signature was made by {signer}, not {address}; sign (sha256, parent, nonce, "
-            f"chain id {chain_id}) with the key of the address you submit as"
+            f"signature recovers to {signer}, not {address}: sign the EIP-712 Contribution "
+            f"(sha256, parent, nonce) with the key of the address you submit as, under this "
+            f"coordinator's domain from GET /api/info (chain id {domain.chain_id}, contract "
+            f"{domain.verifying_contract}, network id 0x{domain.network_id}); a signature made "
+            f"for another coordinator or chain is not valid here"
         )

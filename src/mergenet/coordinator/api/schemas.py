@@ -130,10 +130,23 @@ class RewardStatus(Schema):
     proof: list[str]
 
 
+class SigningDomain(Schema):
+    """The EIP-712 domain a node signs its uploads under (``mergenet.protocol.signing``)."""
+
+    name: str
+    version: str
+    chainId: int
+    verifyingContract: str = Field(
+        description="the distributor contract; the zero address when run without a chain"
+    )
+    salt: str = Field(description="this coordinator's network id (32 bytes, 0x-hex)")
+
+
 class Info(Schema):
     chain_id: int
     current_version: str
     rewards_on_chain: bool
+    signing_domain: SigningDomain
 
 
 class ChainInfo(Schema):

@@ -28,7 +28,7 @@ def rewards(session: SessionDep, contracts: ContractsDep, address: str) -> Any:
 
 @router.get(
     "/info",
-    summary="What a node needs before signing: chain id, current version",
+    summary="What a node needs before signing: EIP-712 domain, chain id, current version",
     response_model=schemas.Info,
     responses=documented(NotFound),
 )
@@ -37,6 +37,7 @@ def info(coord: CoordinatorDep, session: SessionDep) -> Any:
         "chain_id": coord.settings.chain_id,
         "current_version": queries.current(session)["hash"],
         "rewards_on_chain": coord.chain is not None,
+        "signing_domain": coord.domain.to_json(),
     }
 
 
