@@ -27,6 +27,7 @@ import contextlib
 import os
 import shutil
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
@@ -55,6 +56,10 @@ def _hex64(value: str, what: str) -> str:
     return sha256_hex(value, what, FetchError)
 
 
+class _Transient(FetchError):
+    """A failure a retry may cure: the coordinator unreachable for a moment, or 502/503/504."""
+
+
 class ArtifactCache(ArtifactLayout):
     """Content-addressed local copies of a coordinator's artifacts (see module docstring)."""
 
@@ -65,6 +70,7 @@ class ArtifactCache(ArtifactLayout):
         *,
         timeout: float = 120.0,
         max_bytes: int = 16 << 30,
+        retry_seconds: float = 60.0,
     ):
         if not coordinator_url.startswith(("http://", "https://")):
             raise FetchError(
@@ -73,6 +79,9 @@ class ArtifactCache(ArtifactLayout):
         super().__init__(cache_dir)
         self.url = coordinator_url.rstrip("/")
         self.max_bytes = max_bytes
+        self.retry_seconds = retry_seconds
+        """How long a download keeps retrying while the coordinator is unreachable or answers
+        502/503/504 (a restart took 6-21 s in the chaos runs); other failures are not retried."""
         for sub in ("versions", "deltas", "rows", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, follow_redirects=False)
@@ -166,13 +175,29 @@ class ArtifactCache(ArtifactLayout):
         return path
 
     def _download(self, route: str, dst: Path) -> httpx.Headers:
-        """Stream ``route`` into ``dst`` (size-capped); the response headers."""
+        """Stream ``route`` into ``dst`` (size-capped), retrying a coordinator that is down for
+        a moment (connection refused or reset, 502/503/504) with backoff for up to
+        ``retry_seconds``; the response headers. Anything else fails at once."""
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                return self._download_once(route, dst)
+            except _Transient as exc:
+                if time.monotonic() + delay > deadline:
+                    msg = f"{exc} (still failing after {self.retry_seconds:.0f} s)"
+                    raise FetchError(msg) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+
+    def _download_once(self, route: str, dst: Path) -> httpx.Headers:
         try:
             with self._http.stream("GET", route) as r:
                 if r.status_code != 200:
                     r.read()
                     detail = _detail(r)
-                    raise FetchError(f"GET {self.url}{route} → {r.status_code}: {detail}")
+                    error = _Transient if r.status_code in (502, 503, 504) else FetchError
+                    raise error(f"GET {self.url}{route} → {r.status_code}: {detail}")
                 n = 0
                 with dst.open("wb") as fh:
                     for block in r.iter_bytes(_BLOCK):
@@ -186,6 +211,8 @@ class ArtifactCache(ArtifactLayout):
                     os.fsync(fh.fileno())
                 self.downloads += 1
                 return r.headers
+        except httpx.TransportError as exc:
+            raise _Transient(f"GET {self.url}{route} failed: {exc}") from None
         except httpx.HTTPError as exc:
             raise FetchError(f"GET {self.url}{route} failed: {exc}") from None
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from mergenet.coordinator.api.schemas import Invalid, Problem
 from mergenet.errors import (
@@ -67,9 +68,17 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(status, exc.message)
 
 
+async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    """The database refused or dropped the connection (e.g. PostgreSQL restarting): 503, not a
+    bare 500. The transaction was rolled back, so nothing of the request was written."""
+    log.warning("answered 503: database unavailable (%s)", type(exc).__name__)
+    return problem(503, "the coordinator's database is unavailable right now; retry shortly")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app`` (one for every kind, through their common base)."""
     app.add_exception_handler(MergenetError, _domain_error)
+    app.add_exception_handler(OperationalError, _database_down)
 
 
 _DESCRIPTIONS = {
