@@ -41,7 +41,7 @@ def submit(
     parent_hash: Annotated[str, Form(description="hash of the version fine-tuned")],
     nonce: Annotated[str, Form(description="single-use integer")],
     signature: Annotated[
-        str, Form(description="EIP-191 signature over (sha256, parent, nonce, chain id)")
+        str, Form(description="EIP-712 signature (Contribution; domain from GET /api/info)")
     ],
     adapter_config: Annotated[
         UploadFile | None,
