@@ -193,8 +193,7 @@ class SubmissionService:
                 verify_submission(address, up.signature, sha, parent_hash, nonce, self.domain)
             except SignatureError as exc:
                 raise BadSignature(f"bad signature: {exc}") from None
-            with self._lock:
-                return self._check_and_record(tmp, sha, size, address, parent_hash, nonce, up)
+            return self._check_and_record(tmp, sha, size, address, parent_hash, nonce, up)
         finally:
             discard(tmp)
 
@@ -208,10 +207,18 @@ class SubmissionService:
         nonce: int,
         up: Upload,
     ) -> m.Contribution:
+        """Checks and validation run outside the lock (validation takes a sandboxed child, the
+        near-copy scan reads every earlier delta); the lock covers only what was recorded since
+        that snapshot and the recording transaction, so one slow upload never stalls the rest.
+        Nonce and exact-copy races past the re-check are caught by the unique constraints."""
         parent_dir, others = self._check_records(sha, address, parent_hash, nonce)
         report = self._validate(tmp, parent_hash, parent_dir)
         self._check_near_copy(tmp, others)
-        return self._record(tmp, sha, size, address, parent_hash, nonce, up, report)
+        with self._lock:
+            _, now = self._check_records(sha, address, parent_hash, nonce)
+            seen = set(others)
+            self._check_near_copy(tmp, [o for o in now if o not in seen])
+            return self._record(tmp, sha, size, address, parent_hash, nonce, up, report)
 
     def _check_records(
         self, sha: str, address: str, parent_hash: str, nonce: int
