@@ -13,9 +13,17 @@ until the contribution is scored (merge + score of candidate and parent on the d
 Measured: seconds from upload to ``scored``; the worker's peak RSS (``VmHWM`` of its
 /proc/<pid>/status, read while it is alive) against the model's float32 bytes, the goal being
 ≤ 2× model bytes + a constant; the constant is the peak RSS of a fresh process that imports
-the worker's module and nothing more (torch + transformers + mergenet, no model). Usage::
+the worker's module and nothing more (torch + transformers + mergenet, no model).
 
-    python benchmarks/large_cycle.py                 # ~5 min on 2 shared cores
+Measured 2026-11-27 on the shared 2-core AMD EPYC (load average 5.4–7.4), 103.7M parameters
+(396 MiB), 4 dev rows per task: upload → scored 136.5 s and 134.2 s (two runs); worker peak
+RSS 2,320 and 2,138 MiB against a goal of 2 × 396 + 475–482 = ~1,270 MiB: **missed**,
+(peak − constant) / model = 4.2–4.65×. The second run's samples split it into ~1,780 MiB
+anonymous (the model's parameters, the parent state ``checkpoint_state`` clones, the merged
+state ``build`` returns, transients) and ~566 MiB file-backed (libraries and the memory-mapped
+delta). Usage::
+
+    python benchmarks/large_cycle.py                 # ~3.5 min on 2 shared cores
     python benchmarks/large_cycle.py --sample-n 2    # quick look (2 rows per task)
 """
 
@@ -77,10 +85,13 @@ def worker_pids() -> list[int]:
 
 
 class PeakWatch:
-    """Polls the worker processes' VmHWM (peak RSS) every 0.2 s until stopped."""
+    """Polls the worker processes' VmHWM (peak RSS) every 0.2 s until stopped, and the
+    largest sampled RssAnon (heap: tensors) and RssFile (memory-mapped files, page cache)."""
 
     def __init__(self) -> None:
         self.peak: dict[int, int] = {}
+        self.anon: dict[int, int] = {}
+        self.file: dict[int, int] = {}
         self.first_rss: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -90,6 +101,8 @@ class PeakWatch:
             for pid in worker_pids():
                 self.first_rss.setdefault(pid, status_kib(pid, "VmRSS"))
                 self.peak[pid] = max(self.peak.get(pid, 0), status_kib(pid, "VmHWM"))
+                self.anon[pid] = max(self.anon.get(pid, 0), status_kib(pid, "RssAnon"))
+                self.file[pid] = max(self.file.get(pid, 0), status_kib(pid, "RssFile"))
 
     def __enter__(self) -> PeakWatch:
         self._thread.start()
@@ -236,6 +249,10 @@ def main() -> None:
     print(f"| dev rows scored (candidate and parent) | {args.sample_n} per task × 10 tasks |")
     print(f"| cycle: upload → scored | {secs:.1f} s |")
     print(f"| worker peak RSS (VmHWM) | {peak_mib:.0f} MiB |")
+    anon = max(watch.anon.values(), default=0) / 1024
+    print(f"| of which anonymous (largest 0.2 s sample of RssAnon) | {anon:.0f} MiB |")
+    file = max(watch.file.values(), default=0) / 1024
+    print(f"| of which file-backed (largest sample of RssFile: mmaps) | {file:.0f} MiB |")
     print(f"| constant: worker imports, no model (VmHWM) | {const_mib:.0f} MiB |")
     print(f"| goal: 2 × model + constant | {goal:.0f} MiB |")
     verdict = "met" if peak_mib <= goal else "missed"
