@@ -25,6 +25,8 @@ Measured 2026-11-27 on the shared 2-core AMD EPYC (load average 4.4–7.7), 105.
 4,544 MiB (3.0 s), ``merge_state_dict`` 4,857 MiB (3.4 s), mergekit ``run_merge``
 lazy_unpickle 4,727 MiB (284 s), mergekit in memory 6,610 MiB (319 s). Every streaming path
 maps all nine input files, so ~3.6 GiB of each peak is page cache counted as resident.
+A second run of mergenet's rows with the sampler: largest RssAnon 729 MiB streaming and
+1,030 MiB in memory (RssFile ~3.8 GiB); mergekit in memory: RssAnon 3,303 MiB.
 Usage::
 
     python benchmarks/merge_memory.py             # ~5 min on 2 cores, 8 GB of /tmp
