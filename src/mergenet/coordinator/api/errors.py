@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mergenet.coordinator.api.schemas import Invalid, Problem
 from mergenet.errors import (
@@ -79,6 +80,7 @@ def install(app: FastAPI) -> None:
     """Register the handlers on ``app`` (one for every kind, through their common base)."""
     app.add_exception_handler(MergenetError, _domain_error)
     app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(PoolTimeout, _database_down)  # every pooled connection busy
 
 
 _DESCRIPTIONS = {

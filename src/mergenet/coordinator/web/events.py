@@ -5,6 +5,12 @@ Polling the database (not an in-process hook) means every coordinator process, a
 connected to any of them, sees rows written by any writer — the loop thread, a Celery result,
 a test — and a reconnecting client resumes from ``Last-Event-ID`` without gaps.
 
+One poller per process and event loop (:class:`Feed`) reads the new rows for every viewer and
+keeps the recent ones in memory; a viewer is served from there, and reads the database itself
+only to catch up from a cursor older than that memory. Before this, each viewer polled the
+database every second on its own: 200 viewers made 200 queries a second, exhausted the
+connection pool and answered 500s to ordinary routes (benchmarks/load.py).
+
 Events, in order: ``hello`` once (data ``{"evaluation": id, "version": id}``, the starting
 cursor, and the ``retry`` the browser should wait before reconnecting), then ``evaluations``
 (a list of score points) and ``versions`` (a list of version marks) whenever there are new
@@ -15,6 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import weakref
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +106,91 @@ def poll(factory: sessionmaker[Session], cursor: Cursor) -> list[tuple[str, Any]
     return events
 
 
+log = logging.getLogger("mergenet.coordinator.events")
+
+FEED_INTERVAL = 0.5
+"""Seconds between the shared poller's reads (one query pair for all viewers)."""
+FEED_KEEP = 2000
+"""Recent evaluation points and version marks kept in memory for viewers to resume from."""
+
+
+class Feed:
+    """The one poller of a process (per event loop and session factory) for every viewer.
+
+    Invariant: ``evaluations``/``versions`` hold every row with an id above ``floor`` up to
+    ``head``, in id order, so a viewer whose cursor is at or above ``floor`` gets exactly the
+    rows it has not seen from memory. The poller stops when the last viewer leaves and starts
+    afresh (floor = head = the newest rows) with the next one.
+    """
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        self.viewers = 0
+        self.head = Cursor()
+        self.floor = Cursor()
+        self.evaluations: deque[dict[str, Any]] = deque()
+        self.versions: deque[dict[str, Any]] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        self.head = await run_in_threadpool(latest, self.factory)
+        self.floor = Cursor(self.head.evaluation, self.head.version)
+        self.evaluations.clear()
+        self.versions.clear()
+        while self.viewers > 0:
+            try:
+                for name, payload in await run_in_threadpool(poll, self.factory, self.head):
+                    self._keep(
+                        self.evaluations if name == "evaluations" else self.versions, payload
+                    )
+            except Exception as exc:  # the database restarting: keep serving, retry next round
+                log.warning("live feed poll failed: %s", type(exc).__name__)
+            await asyncio.sleep(FEED_INTERVAL)
+
+    def _keep(self, rows: deque[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+        rows.extend(new)
+        while len(rows) > FEED_KEEP:
+            dropped = rows.popleft()["id"]
+            if rows is self.evaluations:
+                self.floor.evaluation = dropped
+            else:
+                self.floor.version = dropped
+
+    def since(self, cursor: Cursor) -> list[tuple[str, Any]] | None:
+        """Rows after ``cursor`` from memory (advancing it), or None when it is older than
+        ``floor`` (the caller then reads the database)."""
+        if cursor.evaluation < self.floor.evaluation or cursor.version < self.floor.version:
+            return None
+        events: list[tuple[str, Any]] = []
+        evaluations = [r for r in self.evaluations if r["id"] > cursor.evaluation]
+        versions = [r for r in self.versions if r["id"] > cursor.version]
+        if evaluations:
+            cursor.evaluation = evaluations[-1]["id"]
+            events.append(("evaluations", evaluations))
+        if versions:
+            cursor.version = versions[-1]["id"]
+            events.append(("versions", versions))
+        return events
+
+
+_feeds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Feed]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def feed_for(factory: sessionmaker[Session]) -> Feed:
+    """This event loop's feed over ``factory`` (made on first use)."""
+    feeds = _feeds.setdefault(asyncio.get_running_loop(), {})
+    feed = feeds.get(id(factory))
+    if feed is None or feed.factory is not factory:
+        feed = feeds[id(factory)] = Feed(factory)
+    return feed
+
+
 def _data(payload: Any) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
@@ -108,8 +202,9 @@ def clamp(interval: float) -> float:
 async def stream(
     factory: sessionmaker[Session], cursor: Cursor, interval: float
 ) -> AsyncIterator[ServerSentEvent]:
-    """Events until the client goes away (sse-starlette then cancels this generator). The DB
-    read runs in a worker thread so the event loop (and every other request) never waits."""
+    """Events until the client goes away (sse-starlette then cancels this generator). New rows
+    come from the shared :class:`Feed`; only a catch-up from an old cursor reads the database
+    (in a worker thread, so the event loop and every other request never wait)."""
     interval = clamp(interval)
     yield ServerSentEvent(
         event="hello",
@@ -117,7 +212,16 @@ async def stream(
         retry=int(interval * 1000) + 500,
         sep=SEP,
     )
-    while True:
-        for name, payload in await run_in_threadpool(poll, factory, cursor):
-            yield ServerSentEvent(event=name, data=_data(payload), id=cursor.token(), sep=SEP)
-        await asyncio.sleep(interval)
+    feed = feed_for(factory)
+    feed.viewers += 1
+    try:
+        while True:
+            feed.ensure_running()
+            events = feed.since(cursor)
+            if events is None:
+                events = await run_in_threadpool(poll, factory, cursor)
+            for name, payload in events:
+                yield ServerSentEvent(event=name, data=_data(payload), id=cursor.token(), sep=SEP)
+            await asyncio.sleep(interval)
+    finally:
+        feed.viewers -= 1
