@@ -25,10 +25,21 @@ class Base(DeclarativeBase):
     """Declarative base shared by every mergenet table."""
 
 
+POOL = {"pool_size": 20, "max_overflow": 20}
+"""Connections per process: as many as Starlette's 40 request threads, so a burst of requests
+waits on the database, not on the pool (15 connections gave pool timeouts under
+benchmarks/load.py's 100 submitters and 200 viewers)."""
+
+
 def make_engine(url: str) -> Engine:
     """An engine; SQLite gets WAL and foreign keys so crash behaviour matches PostgreSQL's."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")  # one connection, no pool
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **({} if in_memory else POOL),
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -39,7 +50,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **POOL)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
