@@ -150,15 +150,20 @@ def signed_form(
 
 
 def submit_world_deltas(http: Any, world: Any) -> list[str]:
-    """Every world contributor signs and uploads its delta to the current version; sha256s."""
+    """Every world contributor signs and uploads its delta to the current version, under the
+    EIP-712 domain the coordinator serves (a server started by a test makes its own network id);
+    sha256s."""
+    from mergenet.protocol.signing import SigningDomain
+
     parent = http.get("/api/versions/current").json()["hash"]
+    domain = SigningDomain.from_json(http.get("/api/info").json()["signing_domain"])
     shas = []
     for i, name in enumerate(world.contributor_names):
         path = world.delta_path(name)
         with path.open("rb") as fh:
             r = http.post(
                 "/api/contributions",
-                data=signed_form(account(i), path, parent, 1),
+                data=signed_form(account(i), path, parent, 1, domain),
                 files={"file": ("delta.safetensors", fh)},
             )
         assert r.status_code == 201, r.text
