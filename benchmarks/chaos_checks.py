@@ -101,14 +101,10 @@ def ledger_checks(run: Chaos) -> dict[str, int]:
             )
         ).all()
         assert not mismatch, f"reward and ledger differ: {mismatch}"
-        sums: dict[str, Any] = dict(
-            conn.execute(
-                sa.text(
-                    "select account, sum(cast(amount as numeric)) from reward_accruals "
-                    "group by account"
-                )
-            ).all()
-        )
+        # summed exactly in Python: SQLite turns a numeric sum above 2**63 into a float
+        sums: dict[str, int] = {}
+        for acct, amount in conn.execute(sa.text("select account, amount from reward_accruals")):
+            sums[acct] = sums.get(acct, 0) + int(amount)
         latest = conn.execute(
             sa.text("select max(number) from reward_epochs where state = 'confirmed'")
         ).scalar()
