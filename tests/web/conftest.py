@@ -3,7 +3,6 @@ weights, so no model world is needed) and uvicorn serving its app on a loopback 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,31 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.coordinator.api.conftest import tiny_base
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tiny_base(folder: Path) -> Path:
-    """A two-tensor safetensors checkpoint: enough for the coordinator to register version 0
-    (the page never loads weights), so the test needs no model world."""
-    import torch
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True)
-    g = torch.Generator().manual_seed(0)
-    save_file(
-        {
-            "embed.weight": torch.randn(8, 4, generator=g),
-            "head.weight": torch.randn(4, 8, generator=g),
-        },
-        str(folder / "model.safetensors"),
-    )
-    (folder / "config.json").write_text("{}")
-    return folder
+from mergenet.rewards.anvil import free_port
 
 
 @pytest.fixture
@@ -48,7 +25,7 @@ def coordinator(tmp_path: Path) -> Iterator[Any]:
     rows.write_text("")
     coord = Coordinator(
         Settings(data_dir=tmp_path / "data", database_url=None),
-        CoordinatorSettings(base_dir=_tiny_base(tmp_path / "base"), dev_rows=rows, workers=0),
+        CoordinatorSettings(base_dir=tiny_base(tmp_path / "base"), dev_rows=rows, workers=0),
     ).open()
     try:
         yield coord
@@ -63,7 +40,7 @@ def server(coordinator: Any) -> Iterator[str]:
 
     from mergenet.coordinator.app import create_app
 
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_app(coordinator),
         host="127.0.0.1",
