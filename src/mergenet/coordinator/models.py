@@ -1,5 +1,5 @@
 """The coordinator's tables: contributors, contributions, nonces, versions, candidates,
-evaluations, strategy-weight history and the loop's small key/value state.
+evaluations, strategy-weight history, row epochs and the loop's small key/value state.
 
 Everything the loop knows lives here, so a restart after kill -9 resumes from the database:
 a candidate is a recipe (O(1) to store, rebuilt bit for bit), an evaluation is its measured
@@ -145,6 +145,12 @@ class Evaluation(Base):
     gain: Mapped[float] = mapped_column(Float)
     breakdown: Mapped[dict[str, Any]] = mapped_column(JSON)
     seconds: Mapped[float] = mapped_column(Float)
+    row_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The :class:`RowEpoch` whose secret drew the rows (None: before row epochs)."""
+    rows_label: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    """What regenerates the rows with that secret and ``sample_seed``
+    (:mod:`mergenet.coordinator.decision_rows`): ``gen:<purpose>:<per_task>:<tasks>`` or
+    ``pool:<start>:<per_task>``."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -169,3 +175,27 @@ class LoopState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class RowEpoch(Base):
+    """One period of scoring rows: a private 32-byte secret, committed first, revealed last.
+
+    While the epoch is open every scoring decision draws its rows from ``secret``
+    (:mod:`mergenet.ecosystem.fresh_rows`), so no participant can know or train on them; only
+    ``commitment`` (sha256 of the secret) may be published. When the epoch closes the secret
+    is revealed (``revealed_at`` set) and every evaluation of the epoch can be re-run from
+    its recipe, seed and ``rows_label``. Invariant: at most one epoch has ``revealed_at`` None
+    (the open one), and it has the highest number.
+    """
+
+    __tablename__ = "row_epochs"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    commitment: Mapped[str] = mapped_column(String(64))
+    """sha256 hex of the secret bytes."""
+    secret: Mapped[str] = mapped_column(String(64))
+    """32 random bytes as hex: private until ``revealed_at``; never logged or served before."""
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revealed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    commit_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    reveal_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
