@@ -18,7 +18,13 @@ from eth_typing import ABI
 
 SOURCES_DIR = Path(__file__).parent / "sources"
 ARTIFACTS_PATH = Path(__file__).parent / "artifacts.json"
-CONTRACT_NAMES: tuple[str, ...] = ("RewardToken", "MerkleDistributor", "VersionRegistry")
+CONTRACT_NAMES: tuple[str, ...] = (
+    "RewardToken",
+    "MerkleDistributor",
+    "VersionRegistry",
+    "EpochSeeds",
+    "UploadBond",
+)
 VYPER_VERSION = "0.4.3"
 
 

@@ -78,18 +78,21 @@ def build_signed(
     nonce: int | None = None,
     gas: int | None = None,
     gas_margin: float = 1.25,
+    value: int = 0,
 ) -> tuple[bytes, str, int]:
     """Sign ``call`` (a bound contract function) and return (raw tx, tx hash, nonce).
 
     Gas is estimated explicitly (a revert here raises ChainRevert before anything is sent) and
-    given a margin; the fee follows the node's base fee.
+    given a margin; the fee follows the node's base fee. ``value``: wei sent with the call.
     """
     if nonce is None:
         nonce = w3.eth.get_transaction_count(account.address, "pending")
     params: dict[str, Any] = {"from": account.address, "nonce": nonce, "chainId": w3.eth.chain_id}
+    if value:
+        params["value"] = value
     if gas is None:
         try:
-            gas = int(call.estimate_gas({"from": account.address}) * gas_margin)
+            gas = int(call.estimate_gas({"from": account.address, "value": value}) * gas_margin)
         except Exception as exc:
             reason = revert_reason(exc)
             if reason is None:
@@ -136,9 +139,15 @@ def deploy_contract(
     return str(receipt["contractAddress"]), receipt
 
 
+def _bind(w3: Web3, address: str, abi: ABI) -> Contract | None:
+    return w3.eth.contract(address=to_checksum_address(address), abi=abi) if address else None
+
+
 @dataclass
 class RewardContracts:
-    """The three deployed contracts, bound to one web3 client."""
+    """The deployed contracts, bound to one web3 client (``seeds`` and ``bond`` are None for a
+    deployment that names no address for them, e.g. what a node rebuilds from an old
+    ``/api/chain``)."""
 
     w3: Web3
     token: Contract
@@ -146,6 +155,8 @@ class RewardContracts:
     registry: Contract
     from_block: int = 0
     """The deployment's first block: event scans start here."""
+    seeds: Contract | None = None
+    bond: Contract | None = None
 
     @classmethod
     def bind(cls, w3: Web3, deployment: Deployment) -> RewardContracts:
@@ -163,6 +174,8 @@ class RewardContracts:
                 address=to_checksum_address(deployment.registry), abi=arts["VersionRegistry"].abi
             ),
             from_block=deployment.block,
+            seeds=_bind(w3, deployment.seeds, arts["EpochSeeds"].abi),
+            bond=_bind(w3, deployment.bond, arts["UploadBond"].abi),
         )
 
     def merkle_root(self) -> bytes:

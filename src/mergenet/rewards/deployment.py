@@ -1,8 +1,11 @@
 """Deploy the reward contracts and remember where they are (``<data_dir>/chain/deployment.json``).
 
-Deployment is three signed transactions from the coordinator's key: the token's ERC-5202
+Deployment is five signed transactions from the coordinator's key: the token's ERC-5202
 blueprint, the distributor (which creates the token from the blueprint, so the token's minter
-is the distributor by construction), and the version registry.
+is the distributor by construction), the version registry, the row-epoch seed commitments
+(``EpochSeeds``) and the per-upload bond (``UploadBond``, whose amount is fixed at deploy; 0
+disables bonds). A deployment file written before the last two existed has empty addresses for
+them, which :func:`deployment_is_live` treats as not live, so ``chain up`` redeploys.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ if TYPE_CHECKING:
 
 TOKEN_NAME = "mergenet reward"
 TOKEN_SYMBOL = "MRG"
+DEFAULT_UPLOAD_BOND_WEI = 10**16
+"""0.01 ether per upload on the local chain: a hundred uploads per ether of test funds (the
+demo gives each contributor 1 ether), about 200 times the gas of the deposit itself at anvil's
+1 gwei base fee, so a bond, not the gas, is what a junk upload costs. See the README."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,12 @@ class Deployment:
     blueprint: str
     block: int
     """Block of the first deployment transaction: event scans start here."""
+    seeds: str = ""
+    """EpochSeeds (row-epoch commit/reveal); empty in a deployment file that predates it."""
+    bond: str = ""
+    """UploadBond; empty in a deployment file that predates it."""
+    bond_wei: int = 0
+    """The bond per upload the UploadBond was deployed with (0: bonds disabled)."""
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -48,6 +61,9 @@ class Deployment:
             "token": self.token,
             "distributor": self.distributor,
             "registry": self.registry,
+            "seeds": self.seeds,
+            "bond": self.bond,
+            "bond_wei": str(self.bond_wei),
         }
 
 
@@ -76,8 +92,15 @@ def deployment_is_live(w3: Web3, deployment: Deployment) -> bool:
 
     if w3.eth.chain_id != deployment.chain_id:
         return False
-    for address in (deployment.token, deployment.distributor, deployment.registry):
-        if len(w3.eth.get_code(to_checksum_address(address))) == 0:
+    addresses = (
+        deployment.token,
+        deployment.distributor,
+        deployment.registry,
+        deployment.seeds,
+        deployment.bond,
+    )
+    for address in addresses:
+        if not address or len(w3.eth.get_code(to_checksum_address(address))) == 0:
             return False
     abi = load_artifacts()["MerkleDistributor"].abi
     distributor = w3.eth.contract(address=to_checksum_address(deployment.distributor), abi=abi)
@@ -87,8 +110,13 @@ def deployment_is_live(w3: Web3, deployment: Deployment) -> bool:
         return False
 
 
-def deploy_contracts(w3: Web3, owner: LocalAccount, rpc_url: str) -> Deployment:
-    """Deploy token blueprint, distributor (+ token) and registry, owned by ``owner``."""
+def deploy_contracts(
+    w3: Web3, owner: LocalAccount, rpc_url: str, *, bond_wei: int = 0
+) -> Deployment:
+    """Deploy token blueprint, distributor (+ token), registry, seeds and the upload bond
+    (``bond_wei`` per upload, 0: disabled), all owned by ``owner``."""
+    if bond_wei < 0:
+        raise ValueError(f"the upload bond must be >= 0 wei, got {bond_wei}")
 
     arts = load_artifacts()
     blueprint, receipt = deploy_contract(w3, owner, [], arts["RewardToken"].blueprint_bytecode)
@@ -99,6 +127,9 @@ def deploy_contracts(w3: Web3, owner: LocalAccount, rpc_url: str) -> Deployment:
     )
     reg = arts["VersionRegistry"]
     registry, _ = deploy_contract(w3, owner, reg.abi, reg.bytecode, owner.address)
+    seeds_art, bond_art = arts["EpochSeeds"], arts["UploadBond"]
+    seeds, _ = deploy_contract(w3, owner, seeds_art.abi, seeds_art.bytecode, owner.address)
+    bond, _ = deploy_contract(w3, owner, bond_art.abi, bond_art.bytecode, owner.address, bond_wei)
     token = (
         w3.eth.contract(address=to_checksum_address(distributor), abi=dist.abi)
         .functions.TOKEN()
@@ -113,4 +144,7 @@ def deploy_contracts(w3: Web3, owner: LocalAccount, rpc_url: str) -> Deployment:
         registry=registry,
         blueprint=blueprint,
         block=first_block,
+        seeds=seeds,
+        bond=bond,
+        bond_wei=bond_wei,
     )
