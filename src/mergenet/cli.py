@@ -22,6 +22,7 @@ from mergenet.ecosystem.eval_cli import eval_command
 from mergenet.errors import MergenetError
 from mergenet.evaluator.dharma_cli import dharma_app
 from mergenet.merge_strategies.cli import merge_command
+from mergenet.node.audit import audit_command
 from mergenet.node.cli import app as node_app
 from mergenet.petals.cli import app as petals_app
 from mergenet.rewards.cli import chain_app, rewards_app
@@ -56,6 +57,7 @@ app.add_typer(petals_app, name="petals", help="A private Petals swarm for model-
 app.add_typer(node_app, name="node", help="Contribute: keys, pull, finetune, submit, claim.")
 app.add_typer(coordinator_app, name="coordinator", help="Run the coordinator: API and merge loop.")
 app.command("worker")(worker_command)
+app.command("audit")(audit_command)
 
 
 app.command("demo")(demo_command)

@@ -1,0 +1,130 @@
+"""The working half of ``mergenet audit``: chain check, task rebuild, worker run, rich output.
+
+:mod:`mergenet.node.audit` holds the rules (what matches, what the exit codes are) and the
+command; this module does the I/O and imports torch and web3 (through the worker and the
+chain client) only when a command runs, so ``mergenet --help`` stays fast.
+
+The re-run is the worker's own code (:func:`mergenet.workers.evaluate.run_task_here`) on
+artifacts fetched from the coordinator over HTTP and checked by content hash
+(:class:`mergenet.workers.fetch.ArtifactCache`: a version by its state-dict hash, a delta by
+its sha256), so nothing the coordinator serves is taken on its word: a tampered weight file
+fails its hash, a tampered number fails the comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from mergenet.node import audit as rules
+from mergenet.node.client import CoordinatorClient
+
+console = Console()
+
+
+def chain_commitment(client: CoordinatorClient, number: int, rpc: str | None) -> str | None:
+    """The commitment the ``EpochSeeds`` contract holds for ``number`` (0x-less hex), or None
+    when the coordinator names no such contract (then there is nothing on chain to check)."""
+    import httpx
+
+    r = httpx.get(f"{client.url}/api/chain", timeout=30)
+    if r.status_code == 404:
+        return None
+    info = rules.checked_json(r, "the chain info")
+    address = info.get("seeds")
+    if not address:
+        return None
+    from eth_utils import to_checksum_address
+
+    from mergenet.contracts.compile import load_artifacts
+    from mergenet.rewards.client import connect
+
+    url = rpc or info.get("rpc_url")
+    if not url:
+        raise rules.AuditMismatch("the chain info names no RPC URL: pass --rpc")
+    w3 = connect(str(url))
+    seeds = w3.eth.contract(
+        address=to_checksum_address(address), abi=load_artifacts()["EpochSeeds"].abi
+    )
+    return bytes(seeds.functions.commitment_of(number).call()).hex()
+
+
+def check_epoch(client: CoordinatorClient, number: int, rpc: str | None) -> dict[str, Any]:
+    """The revealed epoch, its secret checked against the commitment here and on chain."""
+    epoch = rules.revealed_epoch(client, number)
+    rules.check_commitment(epoch)
+    console.print(f"row epoch {number}: sha256(secret) = commitment {epoch['commitment']}")
+    on_chain = chain_commitment(client, number, rpc)
+    if on_chain is None:
+        console.print(
+            "note: the coordinator names no EpochSeeds contract; the on-chain commitment "
+            "check is skipped (the commitment is only as good as the coordinator's word)"
+        )
+    elif on_chain != str(epoch["commitment"]).lower().removeprefix("0x"):
+        raise rules.AuditMismatch(
+            f"the chain's commitment for epoch {number} is {on_chain}, "
+            f"the coordinator's {epoch['commitment']}"
+        )
+    else:
+        console.print(f"row epoch {number}: the EpochSeeds contract holds the same commitment")
+    return epoch
+
+
+def table(checks: list[rules.Check]) -> Table:
+    t = Table(title="re-run against the record")
+    for col in ("evaluation", "candidate", "purpose", "max |Δ|", "verdict"):
+        t.add_column(col, justify="right" if col.startswith(("eval", "cand", "max")) else "left")
+    for c in checks:
+        verdict = "[green]match[/green]" if c.ok else f"[red]MISMATCH[/red] {c.mismatch}"
+        t.add_row(str(c.evaluation_id), str(c.candidate_id), c.purpose, f"{c.max_abs_diff:.3g}",
+                  verdict)  # fmt: skip
+    return t
+
+
+def audit(
+    client: CoordinatorClient,
+    number: int,
+    ids: list[int],
+    limit: int | None,
+    rpc: str | None,
+    threads: int,
+) -> bool:
+    """Audit row epoch ``number``; True when every check passed (see :mod:`.audit`)."""
+    from mergenet.protocol.evaluation import WorkerEnv
+    from mergenet.workers.evaluate import run_task_here
+
+    try:
+        epoch = check_epoch(client, number, rpc)
+    except rules.AuditMismatch as exc:
+        console.print(f"[red]MISMATCH[/red] row epoch {number}: {exc}")
+        return False
+    evs = rules.choose(rules.evaluations(client, number), ids, limit)
+    secret = bytes.fromhex(str(epoch["secret"]))
+    env = WorkerEnv(coordinator_url=client.url, torch_threads=threads)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        job = bar.add_task(f"re-running epoch {number}", total=len(evs))
+        checks = rules.run_audit(
+            evs,
+            lambda ev: rules.rebuild_task(ev, secret),
+            lambda task: run_task_here(env, task),
+            on_done=lambda _: bar.advance(job),
+        )
+    console.print(table(checks))
+    bad = [c for c in checks if not c.ok]
+    console.print(
+        f"{len(checks) - len(bad)} of {len(checks)} evaluations match within "
+        f"{rules.REL_TOL:g} relative; largest |Δ| "
+        f"{max((c.max_abs_diff for c in checks), default=0.0):.3g}"
+    )
+    for c in bad:
+        console.print(f"[red]evaluation {c.evaluation_id} does not match:[/red] {c.mismatch}")
+    return not bad
