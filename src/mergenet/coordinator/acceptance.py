@@ -211,6 +211,14 @@ class Acceptance:
             self.fail(outcome.key, outcome.error)
             return
         cand_id, purpose, seed = parse_key(outcome.key)
+        if purpose is Purpose.FEED:  # the core's live feed: a measurement, no S, no decision
+            from mergenet.coordinator import feed
+
+            with transaction(self.factory) as s:
+                cand = s.get(m.Candidate, cand_id)
+                if cand is not None and cand.status == CandidateStatus.QUEUED:
+                    feed.record(s, cand, seed, outcome.parent_result or {}, outcome.seconds)
+            return
         scored = score_outcome(outcome, self.settings.score, self.settings.accuracy_weight)
         if purpose is Purpose.CONFIRMATION:
             self._record_confirmation(cand_id, seed, outcome, scored)

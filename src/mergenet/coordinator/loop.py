@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -174,6 +175,7 @@ class EvolutionLoop:
                 self._next_contribution(s, version)
                 or self._next_confirmation(s)
                 or self._next_queued(s, version)
+                or self._next_feed(s, version)
             )
             if task is not None:
                 return task
@@ -253,6 +255,44 @@ class EvolutionLoop:
                 continue
             return self._dispatch(cand, Purpose.SELECTION, cand.sample_seed, self.config.rows)
         return None
+
+    def _next_feed(self, s: Session, version: m.Version) -> EvalTask | None:
+        """The core's live feed (:mod:`mergenet.coordinator.feed`): ``version + 0·δ`` on
+        fresh ``feed_rows``, the base instead while it has fewer points than the current.
+
+        Reached only when no contribution, confirmation or queued candidate waits; at most one
+        in flight and one per ``feed_seconds`` (counted from this loop's first call, so a
+        short run or a test makes none). A feed candidate left queued by a restart fails.
+        """
+        from mergenet.coordinator import feed
+        from mergenet.merge_strategies.recipe import Contribution
+
+        cfg = self.config
+        now = time.monotonic()
+        since = self.__dict__.setdefault("_feed_since", now)
+        if cfg.feed_seconds <= 0 or now - since < cfg.feed_seconds:
+            return None
+        queued = s.scalars(
+            select(m.Candidate).where(
+                m.Candidate.kind == Kind.FEED, m.Candidate.status == CandidateStatus.QUEUED
+            )
+        ).all()
+        if any(c.id in self._in_flight for c in queued):
+            return None
+        for c in queued:
+            c.status, c.error = CandidateStatus.FAILED, "not finished before a restart"
+        sha = feed.zero_delta(s, version)
+        if sha is None:
+            return None
+        target = feed.target(s, version)
+        recipe = Recipe(
+            parent=target,
+            strategy="task_arithmetic",
+            contributions=[Contribution(sha256=sha, weight=0.0)],
+        )
+        cand = _new_candidate(s, recipe, Kind.FEED, secrets.randbits(62))
+        self.__dict__["_feed_since"] = now
+        return self._dispatch(cand, Purpose.FEED, cand.sample_seed, cfg.feed_rows)
 
     # -- proposals ----------------------------------------------------------------------
     def _members(self, s: Session, parent: str, strategy: str | None) -> list[m.Candidate]:

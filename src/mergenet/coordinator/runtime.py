@@ -141,9 +141,10 @@ class Coordinator:
             self.pool = self._pool_factory(self)
         else:
             self.pool = ProcessEvaluationPool(self.worker_env(), workers=self.cs.workers)
-        self.loop = EvolutionLoop(
-            self.factory, self.store, self.pool, self._config or self.cs.loop, hooks
-        )
+        config = self._config or self.cs.loop
+        if config.feed_rows not in self.inputs.row_sets:  # no held-out split: the live feed
+            config = config.model_copy(update={"feed_rows": config.rows})  # samples dev
+        self.loop = EvolutionLoop(self.factory, self.store, self.pool, config, hooks)
         if self.chain is not None:
             self.loop.on_accept = self.chain.record
             self.epochs = EpochPublisher(

@@ -85,6 +85,13 @@ class LoopSettings(BaseModel):
     """Seeds the proposals (strategy draws, weights, params), one stream per proposal."""
     max_evaluations: int = 0
     """Stop proposing after this many selection+confirmation evaluations (0 = never)."""
+    feed_seconds: float = 30.0
+    """Measure the current core on fresh rows this often for the live feed (0: never); only
+    when a pool slot is free and no contribution or confirmation waits
+    (:mod:`mergenet.coordinator.feed`)."""
+    feed_rows: str = "heldout"
+    """Row set the feed samples from: never the rows the loop selects on (the coordinator falls
+    back to ``rows`` when it has no such row set)."""
     score: ScoreParams = Field(default_factory=ScoreParams)
     """S's parameters (k, α, task weights); the gain's accuracy term uses the same weights."""
     proposal: ProposalSettings = Field(default_factory=ProposalSettings)

@@ -50,6 +50,9 @@ class Kind(StrEnum):
     MULTI = "multi"
     CROSSOVER = "crossover"
     MUTATION = "mutation"
+    FEED = "feed"
+    """The current core measured on fresh rows for the live feed (a weight-0 recipe on the
+    version, :mod:`mergenet.coordinator.feed`); never a version, never ranked."""
 
 
 EVOLUTION_KINDS = (Kind.SINGLE, Kind.MULTI, Kind.CROSSOVER, Kind.MUTATION)
@@ -65,3 +68,6 @@ class Purpose(StrEnum):
     """On a fresh sample, for a candidate that passed selection."""
     CONTRIBUTION = "contribution"
     """Scores a new contribution (current + δ) against the current version."""
+    FEED = "feed"
+    """Measures the current core (or the base) on fresh rows for the live feed; S and H(s)
+    never see it."""
