@@ -201,6 +201,11 @@ class LiveNetwork:
             time.sleep(0.3)
         assert not todo, f"not scored within {timeout:.0f} s: {[s[:12] for s in todo]}"
 
+    def wait_queue_empty(self, timeout: float) -> None:
+        """Until every stored contribution has been scored (or failed)."""
+        shas = [c["sha256"] for c in self.get("/api/history").json()["contributions"]]
+        self.wait_scored(shas, timeout)
+
     def wait_idle(self, timeout: float) -> None:
         """Until the loop spent its budget and nothing is in flight."""
         deadline = time.monotonic() + timeout
@@ -300,3 +305,26 @@ def fetch_texts(net: LiveNetwork, path: str, stream_seconds: float = 3.0) -> lis
             return [b"".join(chunks).decode("utf-8", "replace")]
         r.read()
         return body_texts(r)
+
+
+ANCHOR = "Answer:"
+
+
+def leaked(texts: Iterable[str], needles: set[str]) -> bool:
+    """Whether any needle occurs in any text. Row inputs end with ``Answer:``, so only the
+    text before each ``Answer:`` is compared (a 5 MB script has none; a naive scan of 4,000
+    needles over the version archive would take minutes)."""
+    anchored = all(n.endswith(ANCHOR) for n in needles)
+    lengths = sorted({len(n) for n in needles})
+    for text in texts:
+        if not anchored:
+            if any(n in text for n in needles):
+                return True
+            continue
+        at = text.find(ANCHOR)
+        while at >= 0:
+            end = at + len(ANCHOR)
+            if any(text[end - n : end] in needles for n in lengths if n <= end):
+                return True
+            at = text.find(ANCHOR, end)
+    return False

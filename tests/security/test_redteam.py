@@ -22,6 +22,7 @@ assertions that file leaves out (the reward it would be paid, the exact versions
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,9 +110,11 @@ def test_lying_worker_is_paid_nothing_and_leaves_the_versions_as_honest_work_doe
 
 # -- 2. training on previously served rows ---------------------------------------------------
 def _scored_rows(net: kit.LiveNetwork) -> list[dict[str, Any]]:
-    """The rows the loop scored on: each recorded evaluation's rows regenerated from its row
-    epoch's secret (the judge reads it from the database), and the public dev set, which
-    evaluations recorded without a generator label were sampled from."""
+    """The rows the loop scored on and still uses: each recorded evaluation of an open row
+    epoch, its rows regenerated from the epoch's secret (the judge reads it from the
+    database; a revealed epoch's rows are public by design and never used again), and the
+    dev set, which evaluations recorded without a generator label were sampled from and which
+    shares questions with fresh rows of the small task families."""
     rows = kit.read_rows(net.world.dharma_path("dev"))
     with sqlite3.connect(net.db) as conn:
         columns = {c[1] for c in conn.execute("pragma table_info(evaluations)")}
@@ -119,7 +122,8 @@ def _scored_rows(net: kit.LiveNetwork) -> list[dict[str, Any]]:
             return rows
         recorded = conn.execute(
             "select e.sample_seed, e.rows_label, r.secret from evaluations e "
-            "join row_epochs r on r.number = e.row_epoch where e.rows_label like 'gen:%'"
+            "join row_epochs r on r.number = e.row_epoch "
+            "where e.rows_label like 'gen:%' and r.revealed_at is null"
         ).fetchall()
     from mergenet.ecosystem.fresh_rows import regenerate
 
@@ -144,6 +148,7 @@ def test_no_route_serves_a_scoring_or_held_out_row(net: kit.LiveNetwork) -> None
         "version_hash": [v["hash"] for v in net.get("/api/versions").json()] + ["current"],
         "address": [kit.account(k).address for k in (ALICE, BOB)],
         "name": kit.page_files(),
+        "number": ["1", "2"],
     }
     leaks = []
     fetched = 0
@@ -151,7 +156,7 @@ def test_no_route_serves_a_scoring_or_held_out_row(net: kit.LiveNetwork) -> None
         for path in kit.fill(route, values):
             texts = kit.fetch_texts(net, path)
             fetched += 1
-            if any(n in t for t in texts for n in needles):
+            if kit.leaked(texts, needles):
                 leaks.append(path)
     assert fetched > 20
     for sha in file_shas:  # the old route is gone, whatever it is asked for
@@ -274,30 +279,46 @@ def _dispatch_order(db: Path, shas: list[str]) -> list[str]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="per-address pending cap not landed: a flooder's second upload while its first "
-    "waits is accepted (201), not refused with 429",
+    reason="per-address pending cap and round-robin scoring not landed: a flooder's uploads "
+    "are all accepted (201) and scored first come, first served",
 )
 def test_a_queue_flood_does_not_delay_honest_work_and_earns_nothing(
     net: kit.LiveNetwork, tmp_path: Path
 ) -> None:
-    net.wait_idle(SCORE_TIMEOUT)  # earlier attacks' accepted uploads are scored first
+    """Eight fresh keys flood the queue around carol's honest upload: the first fills its
+    per-address quota before carol uploads (and is refused with 429 past it), seven more
+    upload one junk delta each after her. Round-robin scoring puts carol before the first
+    key's later junk and before every later key; first come, first served would put her
+    behind all of the first key's uploads. The junk adds nothing and earns nothing."""
+    net.wait_queue_empty(SCORE_TIMEOUT)  # earlier attacks' accepted uploads are scored first
     base = kit.load(net.world.delta_path("alice"))
+    flooders = list(range(130, 138))
+    first: list[str] = []
+    codes = []
+    for i in range(6):  # past any quota of a few pending uploads per address
+        path = kit.save(kit.junk(base, seed=1000 + i), tmp_path / f"first{i}.safetensors")
+        r = net.submit(flooders[0], path)
+        codes.append(r.status_code)
+        if r.status_code != 201:
+            break
+        first.append(r.json()["sha256"])
+    assert codes[-1] == 429 and len(first) >= 1, f"the first flooder's uploads: {codes}"
     r = net.submit(CAROL, net.world.delta_path("carol"))
     assert r.status_code == 201, r.text
     honest_sha = r.json()["sha256"]
-    flooders = list(range(130, 138))
-    junk = []
-    for key in flooders:
+    later = []
+    for key in flooders[1:]:
         path = kit.save(kit.junk(base, seed=key), tmp_path / f"junk{key}.safetensors")
         r = net.submit(key, path)
         assert r.status_code == 201, r.text
-        junk.append(r.json()["sha256"])
-    again = kit.save(kit.junk(base, seed=999), tmp_path / "again.safetensors")
-    r = net.submit(flooders[0], again)  # a second upload while the first still waits
-    assert r.status_code == 429, f"flooder's second upload: {r.status_code} {r.text}"
-    net.wait_scored([honest_sha, *junk], SCORE_TIMEOUT)
-    order = _dispatch_order(net.db, [honest_sha, *junk])
-    assert order[0] == honest_sha, "the honest contribution was not scored first"
+        later.append(r.json()["sha256"])
+    everything = [*first, honest_sha, *later]
+    net.wait_scored(everything, 2 * SCORE_TIMEOUT)
+    order = _dispatch_order(net.db, everything)
+    ahead = order[: order.index(honest_sha)]
+    assert not set(ahead) & set(later), "a later flooder was scored before carol"
+    if len(first) > 2:
+        assert first[-1] not in ahead, f"carol waited for all {len(first)} of a flooder's uploads"
     assert net.contribution(honest_sha)["status"] == "scored"
     assert [net.earned(k) for k in flooders] == [0] * len(flooders)
 
@@ -308,3 +329,8 @@ def test_the_kit_walks_every_get_route() -> None:
     for path in ("/api/deltas/{sha256}", "/api/history", "/api/live", "/api/events"):
         assert path in routes
     assert kit.fill("/a/{x}/b/{y}", {"x": ["1", "2"], "y": ["3"]}) == ["/a/1/b/3", "/a/2/b/3"]
+    row = "What is 1+1?\nA. 2\nB. 3\nAnswer:"
+    needles = kit.row_needles([{"input": row}])
+    assert kit.leaked([json.dumps({"rows": [{"input": row}]})], needles)
+    assert kit.leaked([f"{{'input': {row}}}"], needles)
+    assert not kit.leaked(["What is 1+2?\nA. 2\nB. 3\nAnswer:", "Answer:"], needles)
