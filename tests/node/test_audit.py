@@ -16,7 +16,9 @@ Three layers, cheapest first:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ import pytest
 from mergenet.node import audit
 
 from ..coordinator.api.conftest import client, coordinator, server  # noqa: F401
+from ..coordinator.conftest import cworld  # noqa: F401
 
 RESULT = {
     "tasks": {
@@ -238,3 +241,193 @@ def test_audit_of_an_open_or_unknown_epoch_exits_2(
     assert "still open" in result.output and secret not in result.output
     result = runner.invoke(app, ["audit", "77", "--coordinator", server])
     assert result.exit_code == 2 and "no row epoch 77" in result.output
+
+
+def _record(coord: Any, spec: Any, epoch: int) -> int:
+    """An evaluation recorded as the loop records one dispatched with ``spec``."""
+    from mergenet.coordinator import models as m
+    from mergenet.db import transaction
+
+    ev_id = _evaluations(coord, 1, epoch)[0]
+    with transaction(coord.factory) as s:
+        ev = s.get(m.Evaluation, ev_id)
+        assert ev is not None
+        ev.rows_label, ev.sample_seed = spec.rows, spec.seed
+    return ev_id
+
+
+def _served(client: Any, number: int, ev_id: int) -> dict[str, Any]:  # noqa: F811
+    page = client.get(f"/api/row-epochs/{number}/evaluations").json()
+    (ev,) = [e for e in page["evaluations"] if e["id"] == ev_id]
+    return dict(ev)
+
+
+def test_the_audit_rebuilds_exactly_the_rows_the_loop_dispatched(
+    coordinator: Any,  # noqa: F811
+    client: Any,  # noqa: F811
+) -> None:
+    from mergenet.db import transaction
+
+    number, secret = _open_epoch(coordinator)
+    assert coordinator.decision_rows.source == "generator"  # the tiny dev file's subject: add
+    with transaction(coordinator.factory) as s:
+        spec = coordinator.decision_rows.sample(s, "selection", 1234, 16)
+    assert spec.data and spec.rows.startswith("gen:")
+    ev_id = _record(coordinator, spec, number)
+    _rotate(coordinator)
+    served = _served(client, number, ev_id)
+    assert served["sample"]["rows"] is None  # generated rows come from the secret only
+    task = audit.rebuild_task(served, bytes.fromhex(secret))
+    assert task.sample.key() == spec.key() and task.sample.data == spec.data
+    assert audit.rebuild_task(served, bytes(32)).sample.digest != spec.digest  # other secret
+
+
+def test_a_private_pools_rows_are_served_once_revealed_and_reused_as_served(
+    coordinator: Any,  # noqa: F811
+    client: Any,  # noqa: F811
+) -> None:
+    from mergenet.coordinator.decision_rows import DecisionRows
+    from mergenet.db import transaction
+
+    rows = [
+        {"input": f"q{i}\nA. x\nB. y\nAnswer:", "output": "A", "subject": f"s{i % 2}"}
+        for i in range(8)
+    ]
+    coordinator.decision_rows = DecisionRows("pool", pool=rows, per_task=2)
+    number, secret = _open_epoch(coordinator)
+    with transaction(coordinator.factory) as s:
+        spec = coordinator.decision_rows.sample(s, "contribution", 99, 16)
+    ev_id = _record(coordinator, spec, number)
+    assert client.get(f"/api/row-epochs/{number}/evaluations").status_code == 409
+    _rotate(coordinator)
+    served = _served(client, number, ev_id)
+    assert served["sample"]["rows"] == [dict(r) for r in spec.data]
+    assert audit.rebuild_task(served, bytes.fromhex(secret)).sample.key() == spec.key()
+
+
+# ------------------------------------------------------------------ a live epoch, end to end
+
+LIVE_BUDGET = 2
+"""Loop evaluations after the two contributions' scorings: 4+ evaluations in all."""
+
+
+def _submit(http: Any, world: Any, count: int) -> None:
+    from mergenet.protocol.signing import SigningDomain
+
+    from ..coordinator.conftest import account, signed_form
+
+    parent = http.get("/api/versions/current").json()["hash"]
+    domain = SigningDomain.from_json(http.get("/api/info").json()["signing_domain"])
+    for i, name in enumerate(world.contributor_names[:count]):
+        path = world.delta_path(name)
+        with path.open("rb") as fh:
+            r = http.post(
+                "/api/contributions",
+                data=signed_form(account(i), path, parent, 1, domain),
+                files={"file": ("delta.safetensors", fh)},
+            )
+        assert r.status_code == 201, r.text
+
+
+def _settled(http: Any) -> bool:
+    """Both contributions scored, the budget spent and nothing in flight."""
+    import re
+
+    history = http.get("/api/history").json()
+    scored = all(c["status"] not in ("received", "scoring") for c in history["contributions"])
+    loop = sum(e["purpose"] in ("selection", "confirmation") for e in history["evaluations"])
+    busy = re.search(r"^mergenet_evaluations_in_flight (\S+)$", http.get("/metrics").text, re.M)
+    return scored and loop >= LIVE_BUDGET and busy is not None and float(busy.group(1)) == 0
+
+
+def _tamper(data_dir: Path, evaluation_id: int) -> None:
+    """Change one recorded number as a dishonest coordinator would (ppl of one task)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{data_dir / 'mergenet.db'}")
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text("SELECT result FROM evaluations WHERE id = :i"), {"i": evaluation_id}
+        ).one()
+        result = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+        task = sorted(result["tasks"])[0]
+        result["tasks"][task]["ppl"] *= 0.99
+        conn.execute(
+            sa.text("UPDATE evaluations SET result = :r WHERE id = :i"),
+            {"r": json.dumps(result), "i": evaluation_id},
+        )
+    engine.dispose()
+
+
+def _rotate_db(data_dir: Path) -> tuple[int, int]:
+    from mergenet.coordinator.row_epochs import rotate
+    from mergenet.db import make_engine, make_session_factory, transaction
+
+    engine = make_engine(f"sqlite:///{data_dir / 'mergenet.db'}")
+    try:
+        with transaction(make_session_factory(engine)) as s:
+            closed, opened = rotate(s)
+            return closed.number, opened.number
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.world
+@pytest.mark.timeout(900)
+def test_audit_reproduces_a_live_epoch(
+    cworld: Any,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from typer.testing import CliRunner
+
+    from mergenet.cli import app
+
+    from ..coordinator.server import CoordinatorProcess
+
+    env = {
+        "MERGENET_COORDINATOR_FEED_SECONDS": "0",
+        "MERGENET_COORDINATOR_ROW_EPOCH_SECONDS": "0",
+    }
+    live = CoordinatorProcess(
+        cworld, tmp_path / "data", workers=1, max_evaluations=LIVE_BUDGET, extra_env=env
+    )
+    # the audit's own artifact cache (fetched over HTTP), set after the coordinator's env
+    monkeypatch.setenv("MERGENET_CACHE_DIR", str(tmp_path / "audit-cache"))
+    live.start()
+    try:
+        with live.client() as http:
+            _submit(http, cworld, 2)
+            deadline = time.monotonic() + 600
+            settled = 0
+            while settled < 2:  # twice, 2 s apart: not a gap between two tasks
+                assert time.monotonic() < deadline, "the loop did not settle"
+                time.sleep(2)
+                settled = settled + 1 if _settled(http) else 0
+            closed, opened = _rotate_db(live.data_dir)
+            page = http.get(f"/api/row-epochs/{closed}/evaluations").json()
+            ids = [e["id"] for e in page["evaluations"]]
+            assert len(ids) >= 2 + LIVE_BUDGET, page
+            assert http.get(f"/api/row-epochs/{opened}").json()["secret"] is None
+            assert http.get(f"/api/row-epochs/{opened}/evaluations").status_code == 409
+
+        runner = CliRunner()
+        ok = runner.invoke(app, ["audit", str(closed), "--coordinator", live.url])
+        print(ok.output)
+        assert ok.exit_code == 0, ok.output
+        assert f"{len(ids)} of {len(ids)} evaluations match" in ok.output
+        assert "largest |Δ| 0" in ok.output  # same machine, one thread: bit for bit
+
+        _tamper(live.data_dir, ids[1])
+        bad = runner.invoke(
+            app, ["audit", str(closed), "--coordinator", live.url, "--evaluation", str(ids[1])]
+        )
+        assert bad.exit_code == 1, bad.output
+        assert f"evaluation {ids[1]} does not match" in bad.output and "ppl" in bad.output
+
+        still_open = runner.invoke(app, ["audit", str(opened), "--coordinator", live.url])
+        assert still_open.exit_code == 2 and "still open" in still_open.output
+    finally:
+        live.stop()

@@ -17,12 +17,14 @@ contract lists it).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mergenet.coordinator import models as m
+from mergenet.ecosystem.fresh_rows import POOL_PREFIX
 from mergenet.errors import Conflict, NotFound
 
 MAX_PAGE = 100
@@ -63,22 +65,33 @@ def row_epoch(s: Session, number: int) -> dict[str, Any]:
     return epoch_json(e) | {"secret": e.secret if e.revealed_at is not None else None}
 
 
-def _sample(ev: m.Evaluation, sample: dict[str, Any]) -> dict[str, Any]:
+PoolRows = Callable[[int, str, int], Sequence[Mapping[str, Any]]]
+"""(epoch, rows_label, seed) → the private pool's rows an evaluation scored."""
+
+
+def _sample(ev: m.Evaluation, sample: dict[str, Any], pool: PoolRows | None) -> dict[str, Any]:
+    label = ev.rows_label or ""
+    rows = None
+    if pool is not None and ev.row_epoch is not None and label.startswith(POOL_PREFIX + ":"):
+        rows = [dict(r) for r in pool(ev.row_epoch, label, ev.sample_seed)]
     return {
         "row_epoch": ev.row_epoch,
         "rows_label": ev.rows_label,
         "seed": ev.sample_seed,
+        "rows": rows,
         **sample,
     }
 
 
-def evaluation_json(ev: m.Evaluation, cand: m.Candidate, sample: dict[str, Any]) -> dict[str, Any]:
+def evaluation_json(
+    ev: m.Evaluation, cand: m.Candidate, sample: dict[str, Any], pool: PoolRows | None = None
+) -> dict[str, Any]:
     return {
         "id": ev.id,
         "candidate_id": ev.candidate_id,
         "purpose": ev.purpose,
         "recipe": cand.recipe,
-        "sample": _sample(ev, sample),
+        "sample": _sample(ev, sample, pool),
         "result": ev.result,
         "parent_result": ev.parent_result,
         "relative_distance": ev.relative_distance,
@@ -88,12 +101,20 @@ def evaluation_json(ev: m.Evaluation, cand: m.Candidate, sample: dict[str, Any])
 
 
 def revealed_evaluations(
-    s: Session, number: int, sample: dict[str, Any], *, after: int = 0, limit: int = MAX_PAGE
+    s: Session,
+    number: int,
+    sample: dict[str, Any],
+    *,
+    after: int = 0,
+    limit: int = MAX_PAGE,
+    pool: PoolRows | None = None,
 ) -> dict[str, Any]:
     """A page of a revealed epoch's evaluations (ids > ``after``); 409 while it is open.
 
-    ``sample`` holds what every evaluation of this coordinator shares to regenerate its rows
-    (``n``, ``tasks``, ``per_task``)."""
+    ``sample`` holds what every evaluation of this coordinator shares (``n``). Rows from a
+    private pool cannot be regenerated from the secret (their permutation is keyed by a key
+    that is never revealed), so ``pool`` supplies them: used rows are retired, so once their
+    epoch is revealed they may be published."""
     e = _epoch(s, number)
     if e.revealed_at is None:
         raise Conflict(
@@ -108,7 +129,7 @@ def revealed_evaluations(
         .order_by(m.Evaluation.id)
         .limit(limit + 1)
     ).all()
-    page = [evaluation_json(ev, cand, sample) for ev, cand in rows[:limit]]
+    page = [evaluation_json(ev, cand, sample, pool) for ev, cand in rows[:limit]]
     more = len(rows) > limit
     return {
         "epoch": number,

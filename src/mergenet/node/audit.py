@@ -15,7 +15,9 @@ it recorded, trusting none of its numbers:
    ``EvalTask`` from its recipe, run it with the worker code (:mod:`mergenet.workers.evaluate`)
    on artifacts fetched over HTTP and checked by content hash (:mod:`mergenet.workers.fetch`),
    and compare every recorded number — the candidate's and the parent's results, the relative
-   distance — with the re-run.
+   distance — with the re-run. A private row pool's rows (a coordinator on its own
+   ``--dev-rows`` file) cannot be regenerated from the secret: they are taken as the
+   coordinator serves them once the epoch is revealed, and the audit says so.
 
 Tolerance: :data:`REL_TOL` = 1e-6 relative (:data:`ABS_TOL` = 1e-12 absolute, for values at
 0). The same recipe on the same rows with the same torch thread count on the same machine is
@@ -226,22 +228,36 @@ def checked_json(response: Any, what: str) -> Any:
 def rebuild_task(ev: Mapping[str, Any], secret: bytes) -> Any:
     """The ``EvalTask`` the coordinator dispatched for ``ev``, rows regenerated from ``secret``.
 
-    Only the recipe, the label, the seed and ``n`` come from the record; the rows come from
-    the revealed secret (a record whose label names rows the secret does not yield fails
-    the comparison, since the re-run then scores other rows)."""
-    from mergenet.ecosystem.fresh_rows import regenerate
+    Only the recipe, the label, the seed and ``n`` come from the record; generated rows
+    (``gen:…`` labels) come from the revealed secret, so a record that claims rows the secret
+    does not yield fails the comparison (the re-run scores other rows). A private pool's rows
+    (``pool:…``) are drawn along a permutation keyed by a key the coordinator never reveals,
+    so they can only be taken as the coordinator serves them (:data:`POOL_NOTE`)."""
+    from mergenet.ecosystem.fresh_rows import POOL_PREFIX, regenerate
     from mergenet.protocol.evaluation import EvalTask, SampleSpec
 
     sample = ev["sample"]
     label, seed = sample.get("rows_label"), int(sample["seed"])
     if not label:
         raise ValueError("the record names no rows label")
-    rows = regenerate(secret, str(label), seed)
+    if str(label).startswith(POOL_PREFIX + ":"):
+        if not sample.get("rows"):
+            raise ValueError(f"pool rows {label!r} were not served with the record")
+        rows = [dict(r) for r in sample["rows"]]
+    else:
+        rows = regenerate(secret, str(label), seed)
     return EvalTask(
         key=f"{ev['candidate_id']}:{ev['purpose']}:{seed}",
         recipe=dict(ev["recipe"]),
         sample=SampleSpec(rows=str(label), n=int(sample["n"]), seed=seed, data=tuple(rows)),
     )
+
+
+POOL_NOTE = (
+    "note: {k} evaluation(s) scored a private row pool (pool:… labels): the secret cannot "
+    "regenerate those rows, so they were re-run on the rows the coordinator served; their "
+    "numbers are checked, the choice of rows is not"
+)
 
 
 def run_audit(

@@ -118,6 +118,9 @@ def audit(
             lambda task: run_task_here(env, task),
             on_done=lambda _: bar.advance(job),
         )
+    pooled = sum(str(ev["sample"].get("rows_label", "")).startswith("pool:") for ev in evs)
+    if pooled:
+        console.print(rules.POOL_NOTE.format(k=pooled))
     console.print(table(checks))
     bad = [c for c in checks if not c.ok]
     console.print(

@@ -42,7 +42,16 @@ class AuditSample(Schema):
         "from the secret) or ``pool:<start>:<per_task>`` (a private pool's retired rows)"
     )
     seed: int = Field(description="the evaluation's sample seed")
-    n: int = Field(description="rows per task for perplexity and accuracy")
+    n: int = Field(
+        description="rows per task for perplexity and accuracy: the loop's sample_n, which every "
+        "evaluation is dispatched with (not stored per evaluation; constant unless the "
+        "coordinator was restarted with another)"
+    )
+    rows: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="a private pool's rows (retired once used), which the secret cannot "
+        "regenerate; null for generated rows",
+    )
 
 
 class AuditEvaluation(Schema):

@@ -5,7 +5,10 @@ it (sha256) when it opens and reveals it when it closes (:mod:`mergenet.coordina
 These routes let anyone check that afterwards (``mergenet audit EPOCH``,
 :mod:`mergenet.node.audit`): the list and one epoch never show an open epoch's secret, and an
 open epoch's evaluations are refused with 409 (their rows must stay private while they are
-still being scored). Reads go through :mod:`mergenet.coordinator.epoch_queries`.
+still being scored). A revealed epoch's evaluations carry what re-runs them: the recipe, the
+rows label and seed (generated rows are regenerated from the secret), and, for a private row
+pool, the rows themselves (retired once used, so publishable once their epoch is revealed).
+Reads go through :mod:`mergenet.coordinator.epoch_queries`.
 """
 
 from __future__ import annotations
@@ -57,5 +60,10 @@ def epoch_evaluations(
     after: Annotated[int, Query(ge=0, le=2**62, description="evaluation id cursor")] = 0,
     limit: Annotated[int, Query(ge=1, le=epoch_queries.MAX_PAGE)] = epoch_queries.MAX_PAGE,
 ) -> Any:
+    def pool(epoch: int, label: str, seed: int) -> Any:
+        return coord.decision_rows.regenerate(session, epoch, label, seed)
+
     sample = {"n": coord.loop.config.sample_n}
-    return epoch_queries.revealed_evaluations(session, number, sample, after=after, limit=limit)
+    return epoch_queries.revealed_evaluations(
+        session, number, sample, after=after, limit=limit, pool=pool
+    )
