@@ -110,7 +110,6 @@ def coordinator(tmp_path_factory):
                 "version": version,
                 "dense": dense_sha,
                 "lora": lora_sha,
-                "rows": coord.row_sets.hashes["dev"],
             },
         )
     finally:
@@ -125,7 +124,7 @@ def test_fetches_each_artifact_by_hash_and_reuses_the_cache(coordinator, tmp_pat
     from mergenet.protocol.hashes import sha256_file
     from mergenet.protocol.signing import adapter_folder_sha256
 
-    url, coord, h = coordinator
+    url, _, h = coordinator
     cache = ArtifactCache(url, tmp_path / "cache")
     try:
         folder = cache.version_dir(h["version"])
@@ -135,15 +134,12 @@ def test_fetches_each_artifact_by_hash_and_reuses_the_cache(coordinator, tmp_pat
         assert dense.suffix == ".safetensors" and sha256_file(dense) == h["dense"]
         lora = cache.delta_path(h["lora"])
         assert lora.is_dir() and adapter_folder_sha256(str(lora)) == h["lora"]
-        rows = cache.rows_path(h["rows"])
-        assert rows.read_bytes() == coord.row_sets.paths["dev"].read_bytes()
-        assert cache.downloads == 4
+        assert cache.downloads == 3
         # a second cache object on the same folder (another worker process) downloads nothing
         again = ArtifactCache(url, tmp_path / "cache")
         assert again.version_dir(h["version"]) == folder
         assert again.delta_path(h["dense"]) == dense
         assert again.delta_path(h["lora"]) == lora
-        assert again.rows_path(h["rows"]) == rows
         assert again.downloads == 0
         again.close()
         assert not any((tmp_path / "cache" / "tmp").iterdir()), "temporary downloads left"
@@ -174,16 +170,22 @@ def test_unknown_and_malformed_hashes_get_clear_errors(coordinator, tmp_path) ->
     try:
         with pytest.raises(FetchError, match="404: no delta with sha256 " + "ab" * 32):
             cache.delta_path("ab" * 32)
-        with pytest.raises(FetchError, match="404: no row set with sha256"):
-            cache.rows_path("cd" * 32)
         with pytest.raises(FetchError, match="must be a sha256"):
             cache.delta_path("../../etc/passwd")
     finally:
         cache.close()
     assert httpx.get(f"{url}/api/deltas/nothex").status_code == 422
-    assert "must be a sha256" in httpx.get(f"{url}/api/rows/xyz").json()["detail"]
-    with pytest.raises(FetchError, match=r"GET http://127\.0\.0\.1:9/api/rows/\w+ failed"):
-        ArtifactCache("http://127.0.0.1:9", tmp_path / "c2").rows_path("cd" * 32)
+    with pytest.raises(FetchError, match=r"GET http://127\.0\.0\.1:9/api/deltas/\w+ failed"):
+        ArtifactCache("http://127.0.0.1:9", tmp_path / "c2", retry_seconds=0).delta_path("cd" * 32)
+
+
+def test_no_route_serves_the_row_files(coordinator) -> None:
+    """Issue 16: the dev and held-out files (and any rows) are not served by hash or at all."""
+    from mergenet.protocol.hashes import sha256_file
+
+    url, coord, _ = coordinator
+    for path in coord.inputs.row_sets.values():
+        assert httpx.get(f"{url}/api/rows/{sha256_file(path)}").status_code == 404
 
 
 def _tar(members: dict[str, bytes]) -> bytes:

@@ -54,6 +54,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mergenet.coordinator import heuristic
 from mergenet.coordinator import models as m
+from mergenet.coordinator.decision_rows import dispatched
 from mergenet.coordinator.settings import LoopSettings
 from mergenet.coordinator.state import current_version, current_weights, evolution_evaluations
 from mergenet.coordinator.status import (
@@ -358,11 +359,14 @@ def _add_evaluation(
     outcome: EvalOutcome,
     scored: Scored,
 ) -> None:
+    row_epoch, rows_label = dispatched(s, purpose, seed)  # what regenerates the rows
     s.add(
         m.Evaluation(
             candidate_id=cand.id,
             purpose=purpose,
             sample_seed=seed,
+            row_epoch=row_epoch,
+            rows_label=rows_label,
             result=outcome.result,
             parent_result=outcome.parent_result,
             relative_distance=outcome.relative_distance,

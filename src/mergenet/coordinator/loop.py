@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from mergenet.coordinator import heuristic, proposals
 from mergenet.coordinator import models as m
@@ -51,6 +51,7 @@ from mergenet.coordinator.acceptance import (
     write_weights,
 )
 from mergenet.coordinator.artifacts import ArtifactStore
+from mergenet.coordinator.decision_rows import DecisionRows
 from mergenet.coordinator.settings import LoopSettings
 from mergenet.coordinator.state import current_version, current_weights, evolution_evaluations
 from mergenet.coordinator.status import (
@@ -101,10 +102,13 @@ class EvolutionLoop:
         config: LoopSettings | None = None,
         hooks: LoopHooks | None = None,
         build: VersionBuilder | None = None,
+        decision_rows: DecisionRows | None = None,
     ):
         self.factory = factory
         self.pool = pool
         self.config = config or LoopSettings()
+        self.decision_rows = decision_rows or DecisionRows.world()
+        """Fresh private rows per decision (:mod:`mergenet.coordinator.decision_rows`)."""
         self.strategies = self.config.strategies or default_strategies()
         if build is None:
             if store is None:
@@ -158,12 +162,24 @@ class EvolutionLoop:
             self.pool.submit(task)
 
     def _dispatch(self, cand: m.Candidate, purpose: Purpose, seed: int, rows: str) -> EvalTask:
+        """The task for ``cand``; its rows travel inside it (no route serves them).
+
+        ``rows`` names a row set: the loop's own (``config.rows``/``confirm_rows``, the dev
+        set) becomes fresh private rows of the open row epoch, pinned per (purpose, seed)
+        in the candidate's transaction (:meth:`DecisionRows.sample`), so parent and candidate
+        — and every candidate of a version's selection seed — score the same rows. Any other
+        name (the feed's held-out set) goes by name, for workers that hold it on disk.
+        """
         self._in_flight.add(cand.id)
-        return EvalTask(
-            key=task_key(cand.id, purpose, seed),
-            recipe=cand.recipe,
-            sample=SampleSpec(rows=rows, n=self.config.sample_n, seed=seed),
-        )
+        n = self.config.sample_n
+        if rows in (self.config.rows, self.config.confirm_rows):
+            session = object_session(cand)
+            if session is None:
+                raise RuntimeError("_dispatch needs a candidate attached to its transaction")
+            sample = self.decision_rows.sample(session, purpose, seed, n)
+        else:
+            sample = SampleSpec(rows=rows, n=n, seed=seed)
+        return EvalTask(key=task_key(cand.id, purpose, seed), recipe=cand.recipe, sample=sample)
 
     def _next_task(self) -> EvalTask | None:
         cfg = self.config

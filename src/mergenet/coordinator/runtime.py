@@ -19,10 +19,11 @@ from mergenet.config import Settings
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.coordinator.chain import ChainHooks
+from mergenet.coordinator.decision_rows import DecisionRows
 from mergenet.coordinator.epochs import EpochPublisher
 from mergenet.coordinator.loop import EvolutionLoop
 from mergenet.coordinator.network import signing_domain
-from mergenet.coordinator.serving import RowSets
+from mergenet.coordinator.row_epochs import current_row_epoch, rotate
 from mergenet.coordinator.settings import CoordinatorSettings, LoopSettings
 from mergenet.coordinator.submissions import SubmissionLimits, SubmissionService
 from mergenet.db import make_engine, make_session_factory, transaction
@@ -116,6 +117,7 @@ class Coordinator:
         self.chain: ChainHooks | None = None
         self.epochs: EpochPublisher | None = None
         self._epoch_thread: threading.Thread | None = None
+        self._rows_thread: threading.Thread | None = None
 
     def open(self) -> Coordinator:
         restore_recursion_limit()  # py_ecc (eth-account, web3) raised it to 100,000
@@ -134,7 +136,7 @@ class Coordinator:
         distributor = hooks.contracts.distributor.address if hooks is not None else None
         self.domain = signing_domain(self.settings, distributor)
         self.submissions = SubmissionService(self.factory, self.store, self.domain, self._limits)
-        self.row_sets = RowSets(self.inputs.row_sets)
+        self.decision_rows = self._decision_rows()
         if self._pool is not None:
             self.pool = self._pool
         elif self._pool_factory is not None:
@@ -144,7 +146,9 @@ class Coordinator:
         config = self._config or self.cs.loop
         if config.feed_rows not in self.inputs.row_sets:  # no held-out split: the live feed
             config = config.model_copy(update={"feed_rows": config.rows})  # samples dev
-        self.loop = EvolutionLoop(self.factory, self.store, self.pool, config, hooks)
+        self.loop = EvolutionLoop(
+            self.factory, self.store, self.pool, config, hooks, decision_rows=self.decision_rows
+        )
         if self.chain is not None:
             self.loop.on_accept = self.chain.record
             self.epochs = EpochPublisher(
@@ -152,19 +156,38 @@ class Coordinator:
             )
         return self
 
+    def _decision_rows(self) -> DecisionRows:
+        """The decision-row source for the dev rows (generator or private pool), and the
+        open row epoch (opened here on first start, so the loop never races to open it)."""
+        config = self._config or self.cs.loop
+        rows = DecisionRows.from_file(
+            Path(self.inputs.row_sets[config.rows]),
+            source=self.cs.rows_source,
+            per_task=self.cs.fresh_rows_per_task,
+            pool_per_task=config.sample_n,
+        )
+        with transaction(self.factory) as s:
+            epoch = current_row_epoch(s)
+            log.info(
+                "decision rows: %s; row epoch %d open (commitment %s)",
+                rows.describe(),
+                epoch.number,
+                epoch.commitment,
+            )
+        return rows
+
     def worker_env(self, coordinator_url: str | None = None) -> WorkerEnv:
-        """What evaluation workers are told: the store folder and row files (shared disk, the
-        in-process pool), or with ``coordinator_url`` where to fetch artifacts over HTTP and
-        the content hash of each row set (workers on other machines)."""
+        """What evaluation workers are told: the store folder and the row files other than
+        the decision set (shared disk, the in-process pool: the feed's held-out), or with
+        ``coordinator_url`` where to fetch artifacts over HTTP (workers on other machines).
+        Decision rows are never named here: they travel inside each task."""
         if coordinator_url is None:
+            decision = (self._config or self.cs.loop).rows
             return WorkerEnv(
                 store_root=str(self.store.root),
-                row_sets={k: str(v) for k, v in self.inputs.row_sets.items()},
+                row_sets={k: str(v) for k, v in self.inputs.row_sets.items() if k != decision},
             )
-        return WorkerEnv(
-            coordinator_url=coordinator_url.rstrip("/"),
-            row_set_sha256=dict(self.row_sets.hashes),
-        )
+        return WorkerEnv(coordinator_url=coordinator_url.rstrip("/"))
 
     def start_loop(self) -> None:
         self._stop.clear()
@@ -177,10 +200,25 @@ class Coordinator:
                 target=self.epochs.run, args=(self._stop,), name="mergenet-epochs", daemon=True
             )
             self._epoch_thread.start()
+        if self.chain is None and self.cs.row_epoch_seconds > 0:
+            self._rows_thread = threading.Thread(
+                target=self._rotate_rows, args=(self._stop,), name="mergenet-rows", daemon=True
+            )
+            self._rows_thread.start()
+
+    def _rotate_rows(self, stop: threading.Event) -> None:
+        """Without a chain: reveal the row epoch's secret and open the next every
+        ``row_epoch_seconds`` (with one, :mod:`mergenet.coordinator.epochs` rotates)."""
+        while not stop.wait(self.cs.row_epoch_seconds):
+            try:
+                with transaction(self.factory) as s:
+                    rotate(s)
+            except Exception:  # the database may be down; the next period tries again
+                log.exception("row epoch rotation failed")
 
     def close(self) -> None:
         self._stop.set()
-        for thread in (self._thread, self._epoch_thread):
+        for thread in (self._thread, self._epoch_thread, self._rows_thread):
             if thread is not None:
                 thread.join(timeout=30)
         if getattr(self, "pool", None) is not None:

@@ -2,16 +2,18 @@
 
 A Celery worker on another machine gets a recipe and a sample spec, never weights; it fetches
 what the recipe names from here and checks every byte against the hash it asked for
-(:mod:`mergenet.workers.fetch`). Three kinds of artifact:
+(:mod:`mergenet.workers.fetch`). Two kinds of artifact:
 
 * a **delta** by its sha256: a dense delta is the stored ``.safetensors`` file itself; a LoRA
   adapter (stored as a folder) goes out as a ``.tar.gz`` of its two files, whose hash is
   :func:`mergenet.protocol.signing.adapter_sha256`;
 * a **version** by its state-dict hash: ``GET /api/versions/{hash}/weights``, an HF folder as
-  ``.tar.gz``, built once per version and kept (:class:`VersionArchives`);
-* a **row set** (Dharma JSONL) by the sha256 of the file: a worker's task names row sets by
-  the name the loop uses ("dev"), and the worker env maps that name to the content hash, so a
-  coordinator restarted on other rows can never be answered from a stale cache.
+  ``.tar.gz``, built once per version and kept (:class:`VersionArchives`).
+
+Rows are never served: the rows a decision is scored on are drawn fresh and private per
+evaluation and travel inside the task (:mod:`mergenet.coordinator.decision_rows`), and the
+held-out set is for reports only. (Until issue 16 ``GET /api/rows/{sha256}`` served the dev
+and held-out files to anyone, and a contributor who trained on them was paid 5x.)
 
 Only what the coordinator already holds is served; the only write is the archive cache.
 """
@@ -29,7 +31,7 @@ from typing import BinaryIO
 
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.errors import NotFound
-from mergenet.protocol.hashes import sha256_file, sha256_hex
+from mergenet.protocol.hashes import sha256_hex
 
 DENSE, LORA = "dense", "lora"
 
@@ -118,21 +120,3 @@ class VersionArchives:
         finally:
             tmp.unlink(missing_ok=True)
         self.builds += 1
-
-
-class RowSets:
-    """The Dharma row sets this coordinator scores on, by name and by content hash."""
-
-    def __init__(self, paths: dict[str, Path]):
-        self.paths = {name: Path(p) for name, p in paths.items()}
-        self.hashes = {name: sha256_file(p) for name, p in self.paths.items()}
-        self._by_hash = {h: self.paths[n] for n, h in self.hashes.items()}
-
-    def path(self, sha256: str) -> Path:
-        """The JSONL file with this content hash (only the coordinator's own row sets)."""
-        sha = sha256_hex(sha256, "row set sha256")
-        if sha not in self._by_hash:
-            raise NotFound(
-                f"no row set with sha256 {sha}; this coordinator serves {sorted(self.hashes)}"
-            )
-        return self._by_hash[sha]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,9 +68,10 @@ class LoopSettings(BaseModel):
     sample_n: int = 16
     """Rows per task in each evaluation's sample (and min(n², held) answer-loss rows)."""
     rows: str = "dev"
-    """Row set of contribution scoring and selection."""
+    """Row set of contribution scoring and selection. The loop never sends it by name: each
+    decision gets fresh private rows drawn from it (:mod:`mergenet.coordinator.decision_rows`)."""
     confirm_rows: str = "dev"
-    """Row set of confirmation (always a fresh seeded sample)."""
+    """Row set of confirmation (always a fresh draw); as ``rows``, drawn fresh and private."""
     margin: float = 0.005
     """A candidate must beat the no-change model by more than this G, twice, to be accepted."""
     top_k: int = 4
@@ -118,6 +119,17 @@ class CoordinatorSettings(BaseSettings):
     epoch_seconds: float = 0.0
     """With ``chain``: close and publish a reward epoch this often (0: only on demand, with
     ``mergenet rewards publish``)."""
+    rows_source: Literal["auto", "generator", "pool"] = "auto"
+    """Where decision rows come from (:mod:`mergenet.coordinator.decision_rows`): ``auto``
+    generates fresh world questions when every subject of ``dev_rows`` is a world task
+    family, else takes them from the dev file as a private pool (never served, rows retired
+    once used)."""
+    fresh_rows_per_task: int = Field(default=64, ge=1)
+    """Generated rows per task per decision (64: the world's dev size, so scoring costs what
+    it did on the fixed file; the loop's ``sample_n`` of them score accuracy)."""
+    row_epoch_seconds: float = 3600.0
+    """Without ``chain``: reveal the row epoch's secret and open the next this often (0:
+    never). With a chain, rows rotate when a reward epoch is published instead."""
     loop: LoopSettings = Field(default_factory=LoopSettings)
 
     @model_validator(mode="before")

@@ -2,8 +2,15 @@
 
 A task names its parent version by hash and its contributions by sha256; a worker rebuilds the
 candidate from artifacts it resolves by content hash, scores it and its parent on the same
-seeded sample of a named row set, and returns both results plus ‖θ_f − θ_b‖/‖θ_b‖. Weights
-never travel, so one interface fits the in-process pool, a Celery worker or a Petals peer.
+seeded sample of the rows the task carries, and returns both results plus ‖θ_f − θ_b‖/‖θ_b‖.
+Weights never travel, so one interface fits the in-process pool, a Celery worker or a Petals
+peer.
+
+Decision rows travel *inside* the task (``SampleSpec.data``): the loop draws fresh private
+rows per decision (:mod:`mergenet.coordinator.decision_rows`), so no route serves them and a
+worker needs nothing but the task. A task of 10 tasks x 64 rows carries ~75 KB of rows.
+A named row set (``data`` empty) is read from the worker's own disk (``WorkerEnv.row_sets``;
+benchmarks and local tools only); it is never downloaded.
 
 The JSON form (``to_json``/``from_json``) is what Celery carries; it is plain ``asdict`` of
 the dataclasses, so a task's Celery id can be a digest of it.
@@ -11,19 +18,46 @@ the dataclasses, so a task's Celery id can be a digest of it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from mergenet.protocol.results import EvalResult
 
+Row = dict[str, Any]
+
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """Which rows: ``n`` per task (and min(n², held) loss rows) of row set ``rows``, seeded."""
+    """Which rows: ``n`` per task (and min(n², held) loss rows) of ``data``, seeded.
+
+    ``data`` holds the Dharma rows themselves (a tuple, also after a JSON round trip) and
+    ``rows`` names them: the recorded ``rows_label`` of fresh rows, or, with ``data`` empty,
+    a row set on the worker's own disk. Rows are dicts, so a spec is not hashable: caches
+    key on :meth:`key` (n, seed and a digest of the rows).
+    """
 
     rows: str
     n: int
     seed: int
+    data: tuple[Row, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, tuple):
+            object.__setattr__(self, "data", tuple(self.data))
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the rows' canonical JSON ("" without inline rows)."""
+        if not self.data:
+            return ""
+        blob = json.dumps(list(self.data), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def key(self) -> tuple[str, int, int, str]:
+        """Hashable identity of the sample: (name, n, seed, digest of the rows)."""
+        return (self.rows, self.n, self.seed, self.digest)
 
 
 @dataclass(frozen=True)
@@ -68,23 +102,21 @@ class EvalOutcome:
 
 @dataclass(frozen=True)
 class WorkerEnv:
-    """What a worker needs to resolve recipes and samples: where artifacts are, no state.
+    """What a worker needs to resolve recipes: where artifacts are, no state.
 
     Two modes. Shared disk (the in-process pool): ``store_root`` is the coordinator's artifact
-    store and ``row_sets`` maps row-set names to JSONL paths. HTTP (workers elsewhere):
-    ``coordinator_url`` is where the coordinator serves artifacts by content hash and
-    ``row_set_sha256`` maps row-set names to the sha256 of their JSONL; a worker started with
-    its own coordinator URL (``mergenet worker --coordinator``) uses that one instead, since
-    it knows best how it reaches the coordinator.
+    store. HTTP (workers elsewhere): ``coordinator_url`` is where the coordinator serves
+    artifacts (versions, deltas) by content hash; a worker started with its own coordinator
+    URL (``mergenet worker --coordinator``) uses that one instead, since it knows best how it
+    reaches the coordinator. Rows are never fetched: decision rows come inside each task.
     """
 
     store_root: str = ""
     row_sets: dict[str, str] = field(default_factory=dict)
-    """Row-set name → Dharma JSONL path (e.g. ``{"dev": …, "heldout": …}``)."""
+    """Row-set name → Dharma JSONL path on this machine, for tasks that carry no rows
+    (benchmarks); the coordinator's loop never uses it."""
     torch_threads: int = 1
     coordinator_url: str | None = None
-    row_set_sha256: dict[str, str] = field(default_factory=dict)
-    """Row-set name → sha256 of its JSONL (HTTP mode)."""
 
     @property
     def over_http(self) -> bool:
@@ -95,7 +127,8 @@ class WorkerEnv:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkerEnv:
-        return cls(**data)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class EvaluationPool(Protocol):

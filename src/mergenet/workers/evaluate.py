@@ -4,11 +4,15 @@ A task (:mod:`mergenet.protocol.evaluation`) names its parent version by hash an
 contributions by sha256; ``_Worker`` resolves them through an ``ArtifactSource`` — the
 coordinator's store folder when it shares the disk (the in-process pool), or a local cache
 filled over HTTP by content hash when it does not (:mod:`mergenet.workers.fetch`) — rebuilds
-the candidate (``recipe.build``), scores it and its parent on the same seeded sample and
-returns both ``EvalResult``s plus ‖θ_f − θ_b‖/‖θ_b‖.
+the candidate (``recipe.build``), scores it and its parent on the same seeded sample of the
+rows the task carries (``SampleSpec.data``; a task without rows names a row set on this
+machine's disk, ``WorkerEnv.row_sets``; rows are never downloaded) and returns both
+``EvalResult``s plus ‖θ_f − θ_b‖/‖θ_b‖.
 
 Per process it keeps the two most recent parents (model, state dict, tokenizer), parent
-results per (parent, sample) and row sets, so consecutive tasks on one parent load it once.
+results per (parent, sample) — keyed by ``SampleSpec.key()``, which includes a digest of the
+rows, so two tasks with one seed but other rows never share a parent result — and local row
+sets, so consecutive tasks on one parent load it once.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from mergenet.protocol.evaluation import EvalOutcome, EvalTask, SampleSpec, Work
 from mergenet.protocol.jsonl import read_jsonl
 from mergenet.workers.fetch import ArtifactCache, cache_for
 
+SampleKey = tuple[str, int, int, str]
+"""``SampleSpec.key()``: (name, n, seed, digest of the rows)."""
+
 
 class _Worker:
     """Per-process cache of parent models, tokenizers and row sets."""
@@ -54,16 +61,19 @@ class _Worker:
                 "(fetch artifacts over HTTP)"
             )
         self._parents: OrderedDict[str, tuple[Any, dict[str, Any], Any]] = OrderedDict()
-        self._parent_results: OrderedDict[tuple[str, SampleSpec], dict[str, Any]] = OrderedDict()
+        self._parent_results: OrderedDict[tuple[str, SampleKey], dict[str, Any]] = OrderedDict()
         self._rows: dict[str, list[dict[str, Any]]] = {}
 
     def rows(self, name: str) -> list[dict[str, Any]]:
+        """A row set on this machine's disk (tasks that carry no rows: benchmarks)."""
         if name not in self._rows:
-            known = self.env.row_set_sha256 if self.fetcher else self.env.row_sets
+            known = self.env.row_sets
             if name not in known:
-                raise KeyError(f"unknown row set {name!r}; known: {sorted(known)}")
-            path = self.fetcher.rows_path(known[name]) if self.fetcher else known[name]
-            self._rows[name] = read_jsonl(path)
+                raise KeyError(
+                    f"the task carries no rows and row set {name!r} is not on this worker's "
+                    f"disk (known: {sorted(known)}); rows are never downloaded"
+                )
+            self._rows[name] = read_jsonl(known[name])
         return self._rows[name]
 
     def parent(self, version_hash: str) -> tuple[Any, dict[str, Any], Any]:
@@ -81,7 +91,8 @@ class _Worker:
         return self._parents[version_hash]
 
     def items(self, sample: SampleSpec) -> tuple[list[Item], list[Item]]:
-        s = sample_for_scoring(self.rows(sample.rows), sample.n, sample.seed)
+        rows = list(sample.data) if sample.data else self.rows(sample.rows)
+        s = sample_for_scoring(rows, sample.n, sample.seed)
         items = [Item.from_dharma_row(r) for rows in s.rows.values() for r in rows]
         loss = [Item.from_dharma_row(r) for rows in s.loss_rows.values() for r in rows]
         return items, loss
@@ -91,7 +102,7 @@ class _Worker:
         recipe = Recipe.model_validate(task.recipe)
         model, parent_state, tokenizer = self.parent(recipe.parent)
         items, loss_items = self.items(task.sample)
-        key = (recipe.parent, task.sample)
+        key = (recipe.parent, task.sample.key())
         with torch.no_grad():
             if key not in self._parent_results:
                 load_checkpoint_state(model, parent_state)

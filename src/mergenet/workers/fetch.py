@@ -1,8 +1,9 @@
 """A worker's local cache of coordinator artifacts, fetched over HTTP by content hash.
 
 A Celery task carries a recipe and a sample spec, never weights. The recipe names its parent
-version by state-dict hash and its contributions by sha256; the worker env names each row
-set by the sha256 of its JSONL. This module turns those hashes into local paths:
+version by state-dict hash and its contributions by sha256; this module turns those hashes
+into local paths. Rows are not fetched: a task carries its own (decision rows are private,
+drawn per evaluation, and no route serves them; see :mod:`mergenet.protocol.evaluation`).
 
 The folder layout is :mod:`mergenet.protocol.artifacts` (the same as the coordinator's store):
 
@@ -11,8 +12,7 @@ The folder layout is :mod:`mergenet.protocol.artifacts` (the same as the coordin
   that names a version is the hash of what was received;
 * ``deltas/ab/<sha>.safetensors`` ← ``GET /api/deltas/<sha>``, checked by the file's sha256;
   a LoRA adapter arrives as a tar.gz and becomes ``deltas/ab/<sha>.lora/``, checked by
-  :func:`~mergenet.protocol.signing.adapter_sha256`;
-* ``rows/<sha>.jsonl`` ← ``GET /api/rows/<sha>``, checked by the file's sha256.
+  :func:`~mergenet.protocol.signing.adapter_sha256`.
 
 Why this is safe to share: every download goes to a private temporary name under the cache,
 is checked, and only then renamed into place, so a path that exists is complete and verified
@@ -82,7 +82,7 @@ class ArtifactCache(ArtifactLayout):
         self.retry_seconds = retry_seconds
         """How long a download keeps retrying while the coordinator is unreachable or answers
         502/503/504 (a restart took 6-21 s in the chaos runs); other failures are not retried."""
-        for sub in ("versions", "deltas", "rows", "tmp"):
+        for sub in ("versions", "deltas", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, follow_redirects=False)
         self.downloads = 0
@@ -91,7 +91,7 @@ class ArtifactCache(ArtifactLayout):
     def close(self) -> None:
         self._http.close()
 
-    # -- the three kinds ------------------------------------------------------------------
+    # -- the two kinds --------------------------------------------------------------------
     def version_dir(self, version_hash: str) -> Path:
         """The HF folder of a version, fetched once and checked by its state-dict hash."""
         h = _hex64(version_hash, "version hash")
@@ -148,22 +148,6 @@ class ArtifactCache(ArtifactLayout):
                     f"/api/deltas/{sha} answered without a known X-Mergenet-Delta-Kind "
                     f"(got {kind!r}); is {self.url} a mergenet coordinator?"
                 )
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return dst
-
-    def rows_path(self, sha256: str) -> Path:
-        """A Dharma JSONL row set, by the sha256 of the file."""
-        sha = _hex64(sha256, "row set sha256")
-        dst = self.rows_file(sha)
-        if dst.exists():
-            return dst
-        tmp = self._tmp()
-        try:
-            body = tmp / "rows.jsonl"
-            self._download(f"/api/rows/{sha}", body)
-            self._check(sha256_file(body), sha, f"/api/rows/{sha}")
-            self._place(body, dst)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return dst

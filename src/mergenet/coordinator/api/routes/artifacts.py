@@ -1,5 +1,5 @@
-"""``/api/deltas`` and ``/api/rows``: stored deltas and row sets by content hash, for workers
-(:mod:`mergenet.coordinator.serving` says what is served and how)."""
+"""``/api/deltas``: stored deltas by content hash, for workers (:mod:`mergenet.coordinator.serving`
+says what is served and how; no route serves rows)."""
 
 from __future__ import annotations
 
@@ -35,18 +35,3 @@ def delta_file(coord: CoordinatorDep, sha256: str) -> Response:
     if d.kind == serving.DENSE:
         return FileResponse(d.path, media_type="application/octet-stream", headers=headers)
     return Response(d.body(), media_type="application/gzip", headers=headers)
-
-
-@router.get(
-    "/rows/{sha256}",
-    summary="A Dharma row set (JSONL) the loop scores on, by sha256, for workers",
-    response_class=FileResponse,
-    responses=documented(
-        InvalidInput, NotFound, ok=body("one Dharma row per line", "application/x-ndjson")
-    ),
-)
-def row_set(coord: CoordinatorDep, sha256: str) -> FileResponse:
-    path = coord.row_sets.path(sha256)
-    return FileResponse(
-        path, media_type="application/x-ndjson", headers={"X-Mergenet-Sha256": sha256.lower()}
-    )
