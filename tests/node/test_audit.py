@@ -27,6 +27,7 @@ from mergenet.node import audit
 
 from ..coordinator.api.conftest import client, coordinator, server  # noqa: F401
 from ..coordinator.conftest import cworld  # noqa: F401
+from ..rewards.conftest import anvil, deployed, w3  # noqa: F401
 
 RESULT = {
     "tasks": {
@@ -303,6 +304,26 @@ def test_a_private_pools_rows_are_served_once_revealed_and_reused_as_served(
     served = _served(client, number, ev_id)
     assert served["sample"]["rows"] == [dict(r) for r in spec.data]
     assert audit.rebuild_task(served, bytes.fromhex(secret)).sample.key() == spec.key()
+
+
+@pytest.mark.chain
+def test_the_commitment_on_chain_must_be_the_served_one(deployed: Any) -> None:  # noqa: F811
+    from mergenet.node import audit_run
+    from mergenet.rewards.seeds import commit_seed
+
+    secret = bytes(range(32))
+    commitment = hashlib.sha256(secret).hexdigest()
+    commit_seed(deployed.contracts, deployed.owner, 3, commitment)
+    info = deployed.deployment.public_json()
+    epoch = {"number": 3, "commitment": commitment, "secret": secret.hex()}
+    assert "holds the same" in audit_run.verify_on_chain(epoch, info, None)
+    with pytest.raises(audit.AuditMismatch, match="holds 0000"):  # never committed
+        audit_run.verify_on_chain(epoch | {"number": 4}, info, None)
+    forged = hashlib.sha256(bytes(32)).hexdigest()
+    with pytest.raises(audit.AuditMismatch, match=f"serves {forged}"):
+        audit_run.verify_on_chain(epoch | {"commitment": forged}, info, None)
+    assert "skipped" in audit_run.verify_on_chain(epoch, None, None)
+    assert "skipped" in audit_run.verify_on_chain(epoch, {"rpc_url": "x", "seeds": ""}, None)
 
 
 # ------------------------------------------------------------------ a live epoch, end to end

@@ -25,18 +25,17 @@ from mergenet.node.client import CoordinatorClient
 console = Console()
 
 
-def chain_commitment(client: CoordinatorClient, number: int, rpc: str | None) -> str | None:
-    """The commitment the ``EpochSeeds`` contract holds for ``number`` (0x-less hex), or None
-    when the coordinator names no such contract (then there is nothing on chain to check)."""
+def chain_info(client: CoordinatorClient) -> dict[str, Any] | None:
+    """``GET /api/chain``, or None when the coordinator runs without a chain (404)."""
     import httpx
 
     r = httpx.get(f"{client.url}/api/chain", timeout=30)
-    if r.status_code == 404:
-        return None
-    info = rules.checked_json(r, "the chain info")
-    address = info.get("seeds")
-    if not address:
-        return None
+    return None if r.status_code == 404 else dict(rules.checked_json(r, "the chain info"))
+
+
+def onchain_commitment(info: dict[str, Any], number: int, rpc: str | None) -> str:
+    """The commitment the ``EpochSeeds`` contract named in ``info`` holds for ``number``
+    (64 hex digits, 0x-less; all zeros when nothing was committed)."""
     from eth_utils import to_checksum_address
 
     from mergenet.contracts.compile import load_artifacts
@@ -45,11 +44,28 @@ def chain_commitment(client: CoordinatorClient, number: int, rpc: str | None) ->
     url = rpc or info.get("rpc_url")
     if not url:
         raise rules.AuditMismatch("the chain info names no RPC URL: pass --rpc")
-    w3 = connect(str(url))
-    seeds = w3.eth.contract(
-        address=to_checksum_address(address), abi=load_artifacts()["EpochSeeds"].abi
+    seeds = connect(str(url)).eth.contract(
+        address=to_checksum_address(str(info["seeds"])), abi=load_artifacts()["EpochSeeds"].abi
     )
     return bytes(seeds.functions.commitment_of(number).call()).hex()
+
+
+def verify_on_chain(epoch: dict[str, Any], info: dict[str, Any] | None, rpc: str | None) -> str:
+    """What the chain says about the epoch's commitment (a line to print); raises
+    :class:`~.audit.AuditMismatch` when the chain holds another one."""
+    number = int(epoch["number"])
+    if not info or not info.get("seeds"):
+        return (
+            "note: the coordinator names no EpochSeeds contract; the on-chain commitment "
+            "check is skipped (the commitment is only as good as the coordinator's word)"
+        )
+    on_chain = onchain_commitment(info, number, rpc)
+    if on_chain != str(epoch["commitment"]).lower().removeprefix("0x"):
+        raise rules.AuditMismatch(
+            f"the EpochSeeds contract holds {on_chain} for row epoch {number}, "
+            f"the coordinator serves {epoch['commitment']}"
+        )
+    return f"row epoch {number}: the EpochSeeds contract at {info['seeds']} holds the same"
 
 
 def check_epoch(client: CoordinatorClient, number: int, rpc: str | None) -> dict[str, Any]:
@@ -57,19 +73,7 @@ def check_epoch(client: CoordinatorClient, number: int, rpc: str | None) -> dict
     epoch = rules.revealed_epoch(client, number)
     rules.check_commitment(epoch)
     console.print(f"row epoch {number}: sha256(secret) = commitment {epoch['commitment']}")
-    on_chain = chain_commitment(client, number, rpc)
-    if on_chain is None:
-        console.print(
-            "note: the coordinator names no EpochSeeds contract; the on-chain commitment "
-            "check is skipped (the commitment is only as good as the coordinator's word)"
-        )
-    elif on_chain != str(epoch["commitment"]).lower().removeprefix("0x"):
-        raise rules.AuditMismatch(
-            f"the chain's commitment for epoch {number} is {on_chain}, "
-            f"the coordinator's {epoch['commitment']}"
-        )
-    else:
-        console.print(f"row epoch {number}: the EpochSeeds contract holds the same commitment")
+    console.print(verify_on_chain(epoch, chain_info(client), rpc))
     return epoch
 
 
