@@ -22,11 +22,12 @@ it recorded, trusting none of its numbers:
 Tolerance: :data:`REL_TOL` = 1e-6 relative (:data:`ABS_TOL` = 1e-12 absolute, for values at
 0). The same recipe on the same rows with the same torch thread count on the same machine is
 bit-identical (exact equality, max |Δ| = 0.0); across CPUs or thread counts float32 sums are
-reordered and ppl / answer loss move by float32 rounding (~1e-7 relative, measured ≤1e-6 in
-:mod:`mergenet.coordinator.trust`). 1e-6 accepts that rounding and nothing a coordinator could
-use: a changed result moves ppl or loss by far more, and counts and accuracies (fractions of
-integers) can only match exactly or differ by ≥ 1/n. The table reports the max |Δ| per
-evaluation so an exact re-run shows 0.
+reordered and ppl / answer loss move by float32 rounding (float32's epsilon is 1.2e-7; a
+mean over a few hundred tokens drifts by a few of them, ~1e-6 relative by
+:mod:`mergenet.coordinator.trust`'s estimate). 1e-6 accepts that rounding and nothing that
+could change a decision: the loop's margins are ~1e-3 of S, and counts and accuracies
+(fractions of integers) can only match exactly or differ by ≥ 1/n. The table reports the max
+|Δ| per evaluation, so an exact re-run shows 0.
 
 Exit codes: 0 every audited evaluation matches; 1 any mismatch (a number, a missing field, a
 failed re-run, a secret that does not hash to its commitment, a commitment that differs from
@@ -288,21 +289,22 @@ CoordinatorOpt = Annotated[
 
 
 def audit_command(
-    epoch: Annotated[int, typer.Argument(help="The row epoch to audit (a revealed one).")],
+    epoch: Annotated[int, typer.Argument(min=1, help="The row epoch to audit (a revealed one).")],
     coordinator: CoordinatorOpt = None,
     evaluation: Annotated[
         list[int] | None,
         typer.Option("--evaluation", help="Audit only this evaluation id (repeatable)."),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Audit a random sample of at most this many.")
+        int | None, typer.Option(min=0, help="Audit a random sample of at most this many.")
     ] = None,
     rpc: Annotated[
         str | None,
         typer.Option(help="JSON-RPC URL for the on-chain commitment (default: the coordinator's)."),
     ] = None,
     threads: Annotated[
-        int, typer.Option(help="torch threads (the coordinator's workers use 1: exact re-runs).")
+        int,
+        typer.Option(min=1, help="torch threads (the coordinator's workers use 1: exact re-runs)."),
     ] = 1,
 ) -> None:
     """Re-run a closed row epoch's evaluations from recipe + revealed seed; exit 1 on any
