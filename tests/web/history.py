@@ -44,7 +44,7 @@ def result(level: float) -> dict:
             ppl=8.0 - 3 * level,
             answer_loss=1.5 - level,
             acc_letter=min(1.0, 0.25 + 0.1 * i + level * (0.5 + 0.05 * i)) * 0.9,
-            acc_choice=0.5,
+            acc_choice=round(16 * min(1.0, 0.3 + 0.05 * i + 0.5 * level)) / 16,
         )
         for i, t in enumerate(TASKS)
     }
@@ -176,6 +176,34 @@ class Recorder:
             c = self._candidate(s, "contribution", [sha256], m.DONE)
             c.kind, c.contribution_sha = "contribution", sha256
             self._evaluation(s, c, "contribution", 0.004)
+
+    def feed(self, points: int = 1, version: str | None = None) -> None:
+        """Feed points (:mod:`mergenet.coordinator.feed`) of the current version (or
+        ``version``) at the current level, as the loop records them."""
+        with transaction(self.factory) as s:
+            target = version or self.current(s).hash
+            level = self.level if version is None else 0.0
+            for _ in range(points):
+                c = self._candidate(s, "task_arithmetic", [], m.DONE)
+                c.kind, c.parent_hash = "feed", target
+                res = result(level)
+                macro = res["macro"]["acc_choice"]
+                s.add(
+                    m.Evaluation(
+                        candidate_id=c.id,
+                        purpose="feed",
+                        sample_seed=c.sample_seed,
+                        result=res,
+                        parent_result=res,
+                        relative_distance=0.0,
+                        score=macro,
+                        baseline=macro,
+                        gain=0.0,
+                        breakdown={},
+                        seconds=2.0,
+                        created_at=self._tick(),
+                    )
+                )
 
     def accept(self, strategy: str, shas: list[str], gain: float) -> str:
         """Selection, confirmation and the new version row, as the loop records an acceptance."""

@@ -17,6 +17,7 @@ from mergenet.coordinator.api.limits import FORM_ALLOWANCE, UploadBodyLimit
 from mergenet.coordinator.api.routes import (
     artifacts,
     contributions,
+    contributors,
     epochs,
     live,
     loop,
@@ -28,7 +29,18 @@ from mergenet.coordinator.api.routes import metrics as metrics_routes
 from mergenet.coordinator.runtime import Coordinator
 from mergenet.coordinator.serving import VersionArchives
 
-ROUTERS = (contributions, versions, artifacts, loop, rewards, epochs, metrics_routes, live, page)
+ROUTERS = (
+    contributions,
+    versions,
+    artifacts,
+    loop,
+    rewards,
+    epochs,
+    metrics_routes,
+    live,
+    contributors,
+    page,
+)
 
 
 def create_app(coord: Coordinator) -> FastAPI:

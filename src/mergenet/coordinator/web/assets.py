@@ -12,7 +12,13 @@ from mergenet.errors import NotFound, Unavailable
 
 STATIC = Path(__file__).parent
 INDEX = STATIC / "index.html"
-PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+CONTRIBUTOR = STATIC / "contributor.html"
+PAGE_FILES = {
+    "app.js": "text/javascript",
+    "contributor.js": "text/javascript",
+    "numbers.js": "text/javascript",
+    "style.css": "text/css",
+}
 """The files ``/web/{name}`` serves, with their media types; nothing else in the folder is."""
 
 

@@ -14,7 +14,10 @@ connection pool and answered 500s to ordinary routes (benchmarks/load.py).
 Events, in order: ``hello`` once (data ``{"evaluation": id, "version": id}``, the starting
 cursor, and the ``retry`` the browser should wait before reconnecting), then ``evaluations``
 (a list of score points) and ``versions`` (a list of version marks) whenever there are new
-rows, each with ``id: "<evaluation id>:<version id>"``, the cursor after that poll.
+rows, each with ``id: "<evaluation id>:<version id>"``, the cursor after that poll. The core's
+live feed (:mod:`mergenet.coordinator.feed`) travels in ``evaluations`` as points of purpose
+``feed`` (they are evaluation rows), so a page learns of a new feed point without a second
+poller and re-reads ``/api/feed`` for the levels and bars.
 """
 
 from __future__ import annotations

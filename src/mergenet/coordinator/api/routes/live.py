@@ -1,5 +1,6 @@
-"""What the live page reads: ``/api/live`` (everything it draws), ``/api/leaderboard``,
-``/api/tasks`` and the ``/api/events`` stream (:mod:`mergenet.coordinator.web.events`)."""
+"""What the live page reads: ``/api/live`` (everything it draws), ``/api/feed`` (the core's
+live feed: :mod:`mergenet.coordinator.feed`), ``/api/leaderboard``, ``/api/tasks`` and the
+``/api/events`` stream (:mod:`mergenet.coordinator.web.events`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
 
-from mergenet.coordinator import leaderboard
-from mergenet.coordinator.api import schemas
+from mergenet.coordinator import feed, leaderboard
+from mergenet.coordinator.api import feed_schemas, schemas
 from mergenet.coordinator.api.deps import ContractsDep, CoordinatorDep, SessionDep
 from mergenet.coordinator.api.errors import body, documented
 from mergenet.coordinator.web import events
@@ -24,6 +25,15 @@ router = APIRouter(prefix="/api", tags=["live"])
 )
 def live(session: SessionDep) -> Any:
     return events.snapshot(session)
+
+
+@router.get(
+    "/feed",
+    summary="The core's score over time: feed points, each version's level, per-task bars",
+    response_model=feed_schemas.Feed,
+)
+def core_feed(session: SessionDep) -> Any:
+    return feed.feed(session)
 
 
 @router.get(

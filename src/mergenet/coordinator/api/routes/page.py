@@ -1,4 +1,7 @@
-"""The live page: ``/``, its static files and plotly.js (not part of the API schema)."""
+"""The live page ``/`` and the contributor page ``/contributors/{address}``, their static files
+and plotly.js (not part of the API schema). The contributor page is static HTML: its script
+reads the address from the URL and asks ``/api/contributors/{address}``, so nothing the
+participant controls is ever written into HTML by the server."""
 
 from __future__ import annotations
 
@@ -13,6 +16,11 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 def index() -> FileResponse:
     return FileResponse(assets.INDEX, media_type="text/html")
+
+
+@router.get("/contributors/{address}")
+def contributor_page(address: str) -> FileResponse:
+    return FileResponse(assets.CONTRIBUTOR, media_type="text/html")
 
 
 @router.get("/web/plotly.min.js")
