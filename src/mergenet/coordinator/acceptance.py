@@ -29,6 +29,11 @@ A candidate that fails confirmation is ``rejected``; a confirmed candidate whose
 replaced in the meantime is rejected as stale; one that rebuilds an existing version's exact
 weights (a no-change candidate) is rejected as identical, so a no-op is never a version.
 
+Pay. A score is recorded and decides admission to the merge pool; it pays nothing. The
+transaction that creates a version queues its leave-one-out attribution (1 + k evaluations for
+k credited contributions, :mod:`mergenet.coordinator.attribution`), and the outcome that
+completes it computes each contribution's marginal improvement and calls the hooks' pay.
+
 Invariants. Every outcome is recorded in its own transaction, and an outcome that cannot be
 recorded (a NaN metric, a result that does not parse) marks its candidate ``failed`` instead of
 leaving it queued to be dispatched again forever; one bad outcome never stops the rest of its
@@ -52,7 +57,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mergenet.coordinator import heuristic
+from mergenet.coordinator import attribution, heuristic
 from mergenet.coordinator import models as m
 from mergenet.coordinator.decision_rows import dispatched
 from mergenet.coordinator.settings import LoopSettings
@@ -145,7 +150,10 @@ def parse_key(key: str) -> tuple[int, Purpose, int]:
 
 
 class LoopHooks(Protocol):
-    """Side effects outside the loop's tables (rewards, chain); called inside the transaction."""
+    """Side effects outside the loop's tables (rewards, chain); called inside the transaction.
+
+    Optionally also ``contribution_credited(session, version, contribution, credited)``, the pay
+    for a confirmed marginal improvement (:func:`mergenet.coordinator.attribution.finish`)."""
 
     def contribution_scored(self, session: Session, contribution: m.Contribution) -> None: ...
 
@@ -232,6 +240,8 @@ class Acceptance:
             cand.score, cand.gain, cand.status = scored.score, scored.gain, CandidateStatus.DONE
             if purpose is Purpose.CONTRIBUTION:
                 self._record_contribution(s, cand, outcome, scored)
+            elif cand.kind == Kind.ATTRIBUTION:  # one leave-one-out evaluation of a version
+                attribution.finish(s, cand, self.settings.attribution_margin, self.hooks)
             else:
                 self._record_selection(s, cand, scored)
 
@@ -252,6 +262,8 @@ class Acceptance:
                 )
                 if c is not None and c.status == ContributionStatus.RECEIVED:
                     c.status = ContributionStatus.FAILED
+            elif cand.kind == Kind.ATTRIBUTION:
+                attribution.finish(s, cand, self.settings.attribution_margin, self.hooks)
 
     def _record_selection(self, s: Session, cand: m.Candidate, scored: Scored) -> None:
         cfg = self.settings
@@ -346,6 +358,9 @@ class Acceptance:
             s.add(v)
             cand.status = CandidateStatus.ACCEPTED
             s.flush()
+            credit = attribution.plan(s, v, secrets.randbits(62))
+            if credit is not None:  # priced later on fresh rows, not paid by the version
+                v.metrics = dict(v.metrics or {}) | {"attribution": credit}
             if self.hooks is not None:
                 self.hooks.version_accepted(s, v)
         return v

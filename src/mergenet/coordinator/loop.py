@@ -3,14 +3,17 @@
 Each call of :meth:`EvolutionLoop.step` fills the pool's free slots and records whatever
 finished; there is no generation barrier. Work is taken in this order:
 
-1. **score new contributions**: current + δ (weight 1) against current on a fresh sample; S
-   is stored (and rewarded when a chain is configured); the contribution joins the merge pool
-   when it lowers the answer loss of at least one task by ``pool_min_task_gain`` (relative) —
-   contributors forget other tasks, so their overall S may be below the baseline and they are
-   still exactly what a merge needs;
+1. **score new contributions** (round-robin over addresses, at most capacity −
+   ``reserved_slots`` at once while the loop has other work: :mod:`.queue`): current + δ
+   (weight 1) against current on a fresh sample; S is stored, pays nothing, and admits the
+   contribution to the merge pool when it lowers the answer loss of at least one task by
+   ``pool_min_task_gain`` (relative) — contributors forget other tasks, so their overall S
+   may be below the baseline and they are still exactly what a merge needs;
 2. **confirm** candidates that passed selection, on a fresh sample;
-3. re-dispatch candidates queued before a restart;
-4. **propose** a new candidate on the current version: strategy s ~ H(s), then a single,
+3. **attribute** accepted versions: V and each V∖c on one fresh sample, the marginals that
+   pay contributors (:mod:`.attribution`; not counted against ``max_evaluations``);
+4. re-dispatch candidates queued before a restart (then the live feed);
+5. **propose** a new candidate on the current version: strategy s ~ H(s), then a single,
    multi, crossover or mutation recipe (:mod:`mergenet.coordinator.proposals`). Crossover and
    mutation build only on candidates that were scored and not rejected: one that failed
    confirmation is noise that happened to win a selection sample.
@@ -39,7 +42,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
-from mergenet.coordinator import heuristic, proposals
+from mergenet.coordinator import attribution, heuristic, proposals, queue
 from mergenet.coordinator import models as m
 from mergenet.coordinator.acceptance import (
     ALIVE,
@@ -57,7 +60,6 @@ from mergenet.coordinator.state import current_version, current_weights, evoluti
 from mergenet.coordinator.status import (
     EVOLUTION_KINDS,
     CandidateStatus,
-    ContributionStatus,
     Kind,
     Purpose,
 )
@@ -182,64 +184,53 @@ class EvolutionLoop:
         return EvalTask(key=task_key(cand.id, purpose, seed), recipe=cand.recipe, sample=sample)
 
     def _next_task(self) -> EvalTask | None:
-        cfg = self.config
+        """The next evaluation, in the order of the module docstring. Scorings beyond
+        capacity − ``reserved_slots`` wait while the loop has work of its own
+        (:mod:`mergenet.coordinator.queue`), and take a slot it cannot use."""
         with transaction(self.factory) as s:
             version = current_version(s)
             if version is None:
                 return None
-            task = (
-                self._next_contribution(s, version)
+            cap = queue.scoring_cap(self.pool.capacity, self.config.reserved_slots)
+            free = queue.scorings_in_flight(s, self._in_flight) < cap
+            return (
+                (self._next_contribution(s, version) if free else None)
                 or self._next_confirmation(s)
+                or self._next_attribution(s)
                 or self._next_queued(s, version)
                 or self._next_feed(s, version)
+                or self._next_proposal(s, version)
+                or (None if free else self._next_contribution(s, version))
             )
-            if task is not None:
-                return task
-            busy = len(self._in_flight)
-            if cfg.max_evaluations and evolution_evaluations(s) + busy >= cfg.max_evaluations:
-                return None
-            proposal = self._propose(s, version)
-            if proposal is None:
-                return None
-            recipe, kind = proposal
-            single_sha = recipe.contributions[0].sha256 if kind == Kind.SINGLE else None
-            cand = _new_candidate(s, recipe, kind, version.selection_seed, single_sha)
-            return self._dispatch(cand, Purpose.SELECTION, cand.sample_seed, cfg.rows)
+
+    def _next_proposal(self, s: Session, version: m.Version) -> EvalTask | None:
+        """5. a new candidate on the current version (until ``max_evaluations``)."""
+        cfg = self.config
+        busy = len(self._in_flight)
+        if cfg.max_evaluations and evolution_evaluations(s) + busy >= cfg.max_evaluations:
+            return None
+        proposal = self._propose(s, version)
+        if proposal is None:
+            return None
+        recipe, kind = proposal
+        single_sha = recipe.contributions[0].sha256 if kind == Kind.SINGLE else None
+        cand = _new_candidate(s, recipe, kind, version.selection_seed, single_sha)
+        return self._dispatch(cand, Purpose.SELECTION, cand.sample_seed, cfg.rows)
 
     def _next_contribution(self, s: Session, version: m.Version) -> EvalTask | None:
-        """1. new contributions are scored first, on the current version.
+        """1. new contributions, on the current version, round-robin over addresses; one
+        scoring at a time per contribution (:func:`mergenet.coordinator.queue.next_scoring`)."""
+        cand = queue.next_scoring(s, version, self._in_flight)
+        if cand is None:
+            return None
+        return self._dispatch(cand, Purpose.CONTRIBUTION, cand.sample_seed, self.config.rows)
 
-        One scoring at a time per contribution: while one is in flight (even on a version
-        replaced since) the contribution waits for it, so a version accepted mid-scoring
-        cannot get it scored (and rewarded) twice. A queued scoring on a replaced version
-        that is not in flight (left by a restart) fails instead of staying queued forever.
-        """
-        for c in s.scalars(
-            select(m.Contribution)
-            .where(m.Contribution.status == ContributionStatus.RECEIVED)
-            .order_by(m.Contribution.id)
-        ):
-            queued = s.scalars(
-                select(m.Candidate).where(
-                    m.Candidate.contribution_sha == c.sha256,
-                    m.Candidate.kind == Kind.CONTRIBUTION,
-                    m.Candidate.status == CandidateStatus.QUEUED,
-                )
-            ).all()
-            if any(q.id in self._in_flight for q in queued):
-                continue
-            cand = None
-            for q in queued:
-                if q.parent_hash == version.hash:
-                    cand = q
-                else:
-                    q.status = CandidateStatus.FAILED
-                    q.error = "parent superseded before evaluation"
-            if cand is None:
-                recipe = proposals.scoring_recipe(version.hash, c.sha256)
-                cand = _new_candidate(s, recipe, Kind.CONTRIBUTION, secrets.randbits(62), c.sha256)
-            return self._dispatch(cand, Purpose.CONTRIBUTION, cand.sample_seed, self.config.rows)
-        return None
+    def _next_attribution(self, s: Session) -> EvalTask | None:
+        """3. an accepted version's leave-one-out evaluations, on the plan's one fresh seed."""
+        cand = attribution.next_queued(s, self._in_flight)
+        if cand is None:
+            return None
+        return self._dispatch(cand, Purpose.ATTRIBUTION, cand.sample_seed, self.config.confirm_rows)
 
     def _next_confirmation(self, s: Session) -> EvalTask | None:
         """2. confirmations, always on a fresh sample."""
@@ -254,7 +245,7 @@ class EvolutionLoop:
         return None
 
     def _next_queued(self, s: Session, version: m.Version) -> EvalTask | None:
-        """3. candidates queued before a restart (those on a replaced version fail)."""
+        """4. candidates queued before a restart (those on a replaced version fail)."""
         for cand in s.scalars(
             select(m.Candidate)
             .where(
@@ -273,7 +264,7 @@ class EvolutionLoop:
         return None
 
     def _next_feed(self, s: Session, version: m.Version) -> EvalTask | None:
-        """The core's live feed (:mod:`mergenet.coordinator.feed`): ``version + 0·δ`` on
+        """4. the core's live feed (:mod:`mergenet.coordinator.feed`): ``version + 0·δ`` on
         fresh ``feed_rows``, the base instead while it has fewer points than the current.
 
         Reached only when no contribution, confirmation or queued candidate waits; at most one
@@ -371,20 +362,4 @@ class EvolutionLoop:
         return proposals.multi(strategy, parent, pool, rng, pc), Kind.MULTI
 
 
-def _new_candidate(
-    s: Session, recipe: Recipe, kind: Kind, seed: int, contribution: str | None = None
-) -> m.Candidate:
-    c = recipe.canonical()
-    cand = m.Candidate(
-        parent_hash=c.parent,
-        strategy=c.strategy,
-        kind=kind,
-        recipe=c.model_dump(mode="json", exclude_none=True),
-        recipe_hash=c.sha256,
-        contribution_sha=contribution,
-        status=CandidateStatus.QUEUED,
-        sample_seed=seed,
-    )
-    s.add(cand)
-    s.flush()
-    return cand
+_new_candidate = proposals.new_candidate

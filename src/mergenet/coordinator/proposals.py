@@ -20,8 +20,11 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from sqlalchemy.orm import Session
 
+from mergenet.coordinator import models as m
 from mergenet.coordinator.settings import ProposalSettings
+from mergenet.coordinator.status import CandidateStatus, Kind
 from mergenet.merge_strategies import registry
 from mergenet.merge_strategies.recipe import Contribution, NoiseSpec, Recipe
 
@@ -139,3 +142,53 @@ def scoring_recipe(parent: str, sha: str) -> Recipe:
         params={},
         contributions=[Contribution(sha256=sha, weight=1.0)],
     )
+
+
+def credited(version: Recipe, parent: Recipe | None) -> list[str]:
+    """The contributions ``version`` newly adds, or weights above ``parent``'s recipe: the ones
+    eligible for credit when it is accepted (a contribution merged before at the same or a
+    higher weight is paid nothing again). In recipe order, each once."""
+    before = {c.sha256: c.weight for c in parent.contributions} if parent is not None else {}
+    out: list[str] = []
+    for c in version.contributions:
+        if c.weight > 0 and c.weight > before.get(c.sha256, 0.0) and c.sha256 not in out:
+            out.append(c.sha256)
+    return out
+
+
+def leave_one_out(recipe: Recipe, sha: str) -> Recipe | None:
+    """V∖c: ``recipe`` without contribution ``sha`` (same parent, params, seed and noise).
+
+    When the rest is too few for the strategy (``min_deltas``), the rest is merged by task
+    arithmetic (a single-delta strategy has no ablation that keeps its own params); None when
+    nothing is left, i.e. V∖c is the parent itself and G(V∖c | P) = 0 without evaluating.
+    """
+    rest = [c for c in recipe.contributions if c.sha256 != sha]
+    if not rest:
+        return None
+    spec = registry.get(recipe.strategy)
+    if len(rest) >= spec.min_deltas:
+        return recipe.model_copy(update={"contributions": rest})
+    return recipe.model_copy(
+        update={"strategy": "task_arithmetic", "params": {}, "contributions": rest}
+    )
+
+
+def new_candidate(
+    s: Session, recipe: Recipe, kind: Kind, seed: int, contribution: str | None = None
+) -> m.Candidate:
+    """A queued candidate row for ``recipe`` (canonical params; flushed, so it has an id)."""
+    c = recipe.canonical()
+    cand = m.Candidate(
+        parent_hash=c.parent,
+        strategy=c.strategy,
+        kind=kind,
+        recipe=c.model_dump(mode="json", exclude_none=True),
+        recipe_hash=c.sha256,
+        contribution_sha=contribution,
+        status=CandidateStatus.QUEUED,
+        sample_seed=seed,
+    )
+    s.add(cand)
+    s.flush()
+    return cand

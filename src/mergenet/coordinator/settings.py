@@ -86,6 +86,13 @@ class LoopSettings(BaseModel):
     """Seeds the proposals (strategy draws, weights, params), one stream per proposal."""
     max_evaluations: int = 0
     """Stop proposing after this many selection+confirmation evaluations (0 = never)."""
+    attribution_margin: float = 0.005
+    """Noise margin of a contribution's paid marginal improvement, max(0, marginal − this):
+    G of one candidate moves ~0.002–0.005 between two samples (acceptance.py), so a copy or
+    junk delta, whose true marginal is 0, earns ~nothing (:mod:`.attribution`)."""
+    reserved_slots: int = 1
+    """Pool slots kept for the evolution loop: contribution scorings in flight stay at or
+    below capacity − this (never below 1 slot for scoring; a capacity-1 pool reserves none)."""
     feed_seconds: float = 30.0
     """Measure the current core on fresh rows this often for the live feed (0: never); only
     when a pool slot is free and no contribution or confirmation waits

@@ -53,6 +53,10 @@ class Kind(StrEnum):
     FEED = "feed"
     """The current core measured on fresh rows for the live feed (a weight-0 recipe on the
     version, :mod:`mergenet.coordinator.feed`); never a version, never ranked."""
+    ATTRIBUTION = "attribution"
+    """An accepted version's recipe, or that recipe less one credited contribution, on the
+    version's parent: the paired evaluations that price each contribution's marginal
+    improvement (:mod:`mergenet.coordinator.attribution`); never a version, never ranked."""
 
 
 EVOLUTION_KINDS = (Kind.SINGLE, Kind.MULTI, Kind.CROSSOVER, Kind.MUTATION)
@@ -68,6 +72,9 @@ class Purpose(StrEnum):
     """On a fresh sample, for a candidate that passed selection."""
     CONTRIBUTION = "contribution"
     """Scores a new contribution (current + δ) against the current version."""
+    ATTRIBUTION = "attribution"
+    """Leave-one-out after an acceptance: V and each V∖c against V's parent P, all on one
+    fresh sample (paired rows); not counted against ``max_evaluations``."""
     FEED = "feed"
     """Measures the current core (or the base) on fresh rows for the live feed; S and H(s)
     never see it."""

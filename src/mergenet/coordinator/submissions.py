@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,7 +33,14 @@ from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.db import transaction
 from mergenet.deltas.errors import DeltaTooLarge, DeltaValidationError
-from mergenet.errors import Conflict, InvalidInput, TooLarge, Unauthorized, UnsupportedMediaType
+from mergenet.errors import (
+    Conflict,
+    InvalidInput,
+    RateLimited,
+    TooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from mergenet.protocol.signing import (
     SignatureError,
     SigningDomain,
@@ -69,7 +76,21 @@ class UploadTooLarge(TooLarge):
     """Over the upload cap for this parent, or an oversized adapter config (413)."""
 
 
-REJECTIONS = (InvalidUpload, UnsupportedFormat, BadSignature, UploadConflict, UploadTooLarge)
+class UploadQuota(RateLimited):
+    """Too many of this address's uploads wait to be scored (429 with Retry-After)."""
+
+    retry_after = 60
+    """Seconds to wait: about one scoring on a busy world coordinator (queue.py)."""
+
+
+REJECTIONS = (
+    InvalidUpload,
+    UnsupportedFormat,
+    BadSignature,
+    UploadConflict,
+    UploadTooLarge,
+    UploadQuota,
+)
 """Every way an upload is rejected; each is one of the kinds in :mod:`mergenet.errors`."""
 
 
@@ -79,6 +100,9 @@ class SubmissionLimits:
     """None: the parent's weights size plus 1 MiB (a delta is as big as its parent)."""
     max_relative_norm: float = 0.5
     near_duplicate_cosine: float = 0.99
+    max_pending_per_address: int = 3
+    """Unscored uploads one address may have waiting; the next is refused with 429 and
+    records nothing (so a flood of one key cannot fill the queue: coordinator/queue.py)."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +260,12 @@ class SubmissionService:
                 raise UploadConflict(
                     f"nonce {nonce} was already used by {address}; sign with a fresh nonce"
                 )
+            cap = self.limits.max_pending_per_address
+            if _pending(s, address) >= cap:
+                raise UploadQuota(
+                    f"{address} already has {cap} uploads waiting to be scored; retry after "
+                    f"{UploadQuota.retry_after} s, when one of them is scored"
+                )
             earlier = s.scalar(select(m.Contribution).where(m.Contribution.sha256 == sha))
             if earlier is not None:
                 raise UploadConflict(
@@ -325,6 +355,17 @@ class SubmissionService:
                     f"this delta is a near copy (cosine {cos:.3f}) of {sha[:16]}… submitted by "
                     f"{address}; credit stays with the earliest — submit your own fine-tune",
                 )
+
+
+def _pending(s: Session, address: str) -> int:
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(m.Contribution)
+            .where(m.Contribution.address == address, m.Contribution.status == m.RECEIVED)
+        )
+        or 0
+    )
 
 
 def discard(path: Path) -> None:

@@ -1,5 +1,9 @@
 """The rewards ledger: accrue per contribution, close epochs into Merkle roots, read totals.
 
+An accrual's id names what it pays for: a contribution's sha256 (the flat per-upload fee of
+earlier releases, kept readable), or :func:`marginal_entry` for a contribution's confirmed
+marginal improvement to one accepted version (what the coordinator pays now).
+
 Every function works inside the caller's SQLAlchemy session/transaction, so the coordinator
 can record a score and its reward in one commit. Accruing is idempotent per contribution, and
 closing an epoch is one transaction: accruals, cumulative entries and root appear together or
@@ -38,6 +42,13 @@ def checksum_account(account: str) -> str:
     if not isinstance(account, str) or not is_address(account):
         raise LedgerError(f"{account!r} is not an Ethereum address (0x followed by 40 hex digits)")
     return to_checksum_address(account)
+
+
+def marginal_entry(version_hash: str, contribution_sha: str) -> str:
+    """The ledger id of one contribution's pay for its marginal improvement to one version:
+    ``marginal:<first 32 hex of the version>:<sha256>`` (106 characters, under the 128 cap;
+    32 hex digits are 128 bits, so two versions never share an id)."""
+    return f"marginal:{version_hash[:32]}:{contribution_sha}"
 
 
 def accrue(

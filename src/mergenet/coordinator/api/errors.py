@@ -66,7 +66,11 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     if status >= 500:
         log.warning("answered %d: %s", status, exc.message)
-    return problem(status, exc.message)
+    response = problem(status, exc.message)
+    retry = getattr(exc, "retry_after", None)  # a quota says when to come back (429)
+    if isinstance(retry, int) and retry > 0:
+        response.headers["Retry-After"] = str(retry)
+    return response
 
 
 async def _database_down(_: Request, exc: Exception) -> JSONResponse:

@@ -15,6 +15,8 @@ from mergenet.errors import (
     Conflict,
     InvalidInput,
     NotFound,
+    PaymentRequired,
+    RateLimited,
     TooLarge,
     Unauthorized,
     UnsupportedMediaType,
@@ -28,7 +30,15 @@ router = APIRouter(prefix="/api/contributions", tags=["contributions"])
     status_code=201,
     summary="Submit a signed delta",
     response_model=schemas.ContributionStatus,
-    responses=documented(InvalidInput, UnsupportedMediaType, Unauthorized, Conflict, TooLarge)
+    responses=documented(
+        InvalidInput,
+        UnsupportedMediaType,
+        Unauthorized,
+        PaymentRequired,
+        Conflict,
+        TooLarge,
+        RateLimited,
+    )
     | {400: {"model": schemas.Problem, "description": "The body is not multipart form data"}},
 )
 def submit(
