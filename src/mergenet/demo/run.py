@@ -175,12 +175,30 @@ def _run_loop(services: DemoServices, cfg: DemoConfig, console: Console) -> None
                 completed=min(done, cfg.budget),
                 status=f"{versions - 1} accepted, {in_flight} in flight",
             )
-            if done >= cfg.budget and in_flight == 0:
-                return
+            if done >= cfg.budget and in_flight == 0 and not _attributing(services):
+                return  # contributors are paid once their versions' attribution is done
             if time.monotonic() > deadline:
                 console.print(f"[yellow]loop budget not reached in {cfg.timeout:.0f} s; going on")
                 return
             time.sleep(1.0)
+
+
+def _attributing(services: DemoServices) -> bool:
+    """Whether an accepted version's leave-one-out evaluations are still queued."""
+    from sqlalchemy import func, select
+
+    from mergenet.coordinator import models as m
+    from mergenet.coordinator.status import CandidateStatus, Kind
+
+    with services.coordinator.factory() as s:
+        queued = s.scalar(
+            select(func.count())
+            .select_from(m.Candidate)
+            .where(
+                m.Candidate.kind == Kind.ATTRIBUTION, m.Candidate.status == CandidateStatus.QUEUED
+            )
+        )
+    return bool(queued)
 
 
 def _claim(
