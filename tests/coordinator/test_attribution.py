@@ -251,3 +251,22 @@ def test_leave_one_out_keeps_recipes_valid() -> None:
         contributions=[{"sha256": X, "weight": 0.6}, {"sha256": Y, "weight": 0.3}],
     )
     assert proposals.credited(up, parent) == [X, Y]  # X weighted up: credited again
+
+
+def test_the_pay_is_per_gain_times_credit_times_t() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mergenet.rewards.policy import MarginalPolicy, quote_marginal
+    from mergenet.rewards.units import UNIT
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    policy = MarginalPolicy()
+    at_once = quote_marginal(0.02, submitted_at=now, parent_published_at=now, policy=policy)
+    assert at_once.t == 1.0 and at_once.amount == 2 * UNIT  # 100 tokens per unit of G
+    later = quote_marginal(
+        0.02, submitted_at=now + timedelta(days=1), parent_published_at=now, policy=policy
+    )
+    assert later.amount == pytest.approx(0.75 * 2 * UNIT, rel=1e-9)  # one half-life: t = 0.75
+    for nothing in (0.0, -0.3, float("nan")):
+        quote = quote_marginal(nothing, submitted_at=now, parent_published_at=now, policy=policy)
+        assert quote.amount == 0
