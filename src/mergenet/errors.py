@@ -48,6 +48,10 @@ class TooLarge(MergenetError, ValueError):
     """A body or file exceeds a size cap (HTTP 413)."""
 
 
+class PaymentRequired(MergenetError):
+    """A deposit is required first, e.g. the per-upload bond on chain (HTTP 402)."""
+
+
 class RateLimited(MergenetError):
     """The caller has used up a quota (HTTP 429)."""
 

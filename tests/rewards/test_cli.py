@@ -47,7 +47,17 @@ def run(runner: CliRunner, *args: str, code: int = 0) -> str:
 def test_chain_up_is_idempotent_and_rewards_flow(env) -> None:
     runner, tmp = env
     first = json.loads(run(runner, "chain", "up", "--json"))
-    assert set(first) == {"rpc_url", "chain_id", "token", "distributor", "registry"}
+    assert set(first) == {
+        "rpc_url",
+        "chain_id",
+        "token",
+        "distributor",
+        "registry",
+        "seeds",
+        "bond",
+        "bond_wei",
+    }
+    assert first["bond_wei"] == str(10**16)  # the default upload bond (Settings)
     assert first["rpc_url"].startswith("http://127.0.0.1:")
     again = json.loads(run(runner, "chain", "up", "--json"))
     assert again == first  # found its chain and deployment

@@ -154,6 +154,8 @@ class Coordinator:
             self.epochs = EpochPublisher(
                 self.factory, self.chain.contracts, self.chain.owner, self.cs.epoch_seconds
             )
+            if self.epochs.bonds is not None and self.epochs.bonds.amount > 0:
+                self.submissions.bonds = self.epochs.bonds  # 402 without a deposit on chain
         return self
 
     def _decision_rows(self) -> DecisionRows:

@@ -216,7 +216,9 @@ def submit_command(
     artifact = resolve_artifact(path or _newest(home), parent)
     account = _account(keystore)
     with _client(coordinator) as client:
-        info = submit_artifact(client, account, artifact)
+        info = submit_artifact(
+            client, account, artifact, rpc_override=_settings().chain_url, say=typer.echo
+        )
         record(home.data_dir / "submissions.jsonl", info, client.url)
         typer.echo(f"submitted {info['sha256'][:16]} as {account.address}")
         if wait > 0:

@@ -75,6 +75,15 @@ class CoordinatorClient:
     def chain(self) -> dict[str, Any]:
         return self.get("/api/chain", "asking where the reward contracts are")
 
+    def chain_or_none(self) -> dict[str, Any] | None:
+        """``/api/chain``, or None when the coordinator runs without a chain (its 404)."""
+        what = "asking where the reward contracts are"
+        with self._call(what):
+            response = self._http.get("/api/chain")
+            if response.status_code == 404:
+                return None
+            return self._json(response, what)
+
     def download_weights(self, version_hash: str, out: BinaryIO, progress: Progress) -> None:
         what = f"downloading version {version_hash[:12]}"
         with (

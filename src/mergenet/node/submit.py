@@ -6,6 +6,12 @@ the domain the coordinator serves in ``GET /api/info`` (chain id, distributor co
 network id), so the signature is valid at that coordinator only. The nonce is the current time
 in microseconds: unique per key without any local state to lose, and the coordinator refuses a
 reused one.
+
+When the coordinator's ``GET /api/chain`` names an upload bond (``bond``, ``bond_wei`` > 0),
+:func:`post_bond` deposits it from the contributor's key for the artifact's sha256 before the
+upload (the coordinator answers 402 without it). A key that already holds a deposit for that
+hash (a retried upload) deposits nothing. The bond comes back if the delta enters the merge
+pool; junk and copies forfeit it.
 """
 
 from __future__ import annotations
@@ -81,16 +87,75 @@ def fetch_domain(client: CoordinatorClient) -> SigningDomain:
         ) from None
 
 
+def post_bond(
+    client: CoordinatorClient,
+    account: LocalAccount,
+    sha256: str,
+    *,
+    rpc_override: str | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> str | None:
+    """Deposit the coordinator's upload bond for ``sha256`` if it asks for one; returns the
+    transaction hash (None: no bond asked, or already deposited). Says what it did."""
+    from mergenet.rewards.bond import deposit
+    from mergenet.rewards.client import ChainError, RewardContracts, connect
+    from mergenet.rewards.deployment import Deployment
+
+    info = client.chain_or_none()
+    if not info or not info.get("bond") or int(info.get("bond_wei") or 0) == 0:
+        return None
+    amount, rpc_url = int(info["bond_wei"]), rpc_override or str(info["rpc_url"])
+    deployment = Deployment(
+        rpc_url=rpc_url,
+        chain_id=int(info["chain_id"]),
+        owner="",
+        token=str(info["token"]),
+        distributor=str(info["distributor"]),
+        registry=str(info["registry"]),
+        blueprint="",
+        block=int(info.get("block", 0)),
+        seeds=str(info.get("seeds") or ""),
+        bond=str(info["bond"]),
+    )
+    what = f"posting the upload bond of {amount} wei at {deployment.bond}"
+    try:
+        contracts = RewardContracts.bind(connect(rpc_url), deployment)
+        balance = contracts.w3.eth.get_balance(account.address)
+    except (ChainError, OSError) as exc:
+        raise NodeError(f"{what}: cannot reach the chain at {rpc_url}: {exc}") from None
+    if balance < amount:
+        hint = ""
+        if deployment.chain_id == 31337:
+            hint = f"; on the local test chain: `mergenet chain fund {account.address}`"
+        raise NodeError(
+            f"{what}: {account.address} holds {balance} wei, less than the bond (and gas){hint}"
+        )
+    try:
+        tx = deposit(contracts, account, sha256)
+    except Exception as exc:  # a revert, or the node refusing the transaction
+        raise NodeError(f"{what} failed: {exc}") from None
+    if tx is None:
+        say(f"bond of {amount} wei for {sha256[:16]} already deposited by {account.address}")
+    else:
+        say(f"posted the upload bond: {amount} wei to {deployment.bond} (tx {tx})")
+    return tx
+
+
 def submit_artifact(
     client: CoordinatorClient,
     account: LocalAccount,
     artifact: Artifact,
     domain: SigningDomain | None = None,
+    *,
+    rpc_override: str | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Sign ``artifact`` for ``domain`` (default: the one the coordinator serves) and upload."""
+    """Sign ``artifact`` for ``domain`` (default: the one the coordinator serves), post the
+    upload bond if the coordinator asks for one, and upload."""
     from mergenet.protocol.signing import sign_submission
 
     domain = domain or fetch_domain(client)
+    post_bond(client, account, artifact.sha256, rpc_override=rpc_override, say=say)
     nonce = time.time_ns() // 1000
     signature = sign_submission(account, artifact.sha256, artifact.parent_hash, nonce, domain)
     fields = {

@@ -91,7 +91,9 @@ def _start_local(settings: Settings) -> str:
 def chain_up(settings: Settings) -> ChainUp:
     """Idempotent: reuse the running chain and live deployment, else start/deploy them.
 
-    The coordinator keystore is created on first use; it is only decrypted to deploy.
+    The coordinator keystore is created on first use; it is only decrypted to deploy. The
+    upload bond is ``settings.upload_bond_wei`` at deployment; a live deployment keeps the bond
+    it was deployed with (the amount is immutable on chain).
     """
     keystore = coordinator_keystore_path(settings.data_dir)
     password = keystore_password(settings)
@@ -124,7 +126,7 @@ def chain_up(settings: Settings) -> ChainUp:
             f"the coordinator key {owner.address} has no funds on {rpc_url}: send it some ether "
             "to pay for deployment and root updates"
         )
-    deployment = deploy_contracts(w3, owner, rpc_url)
+    deployment = deploy_contracts(w3, owner, rpc_url, bond_wei=settings.upload_bond_wei)
     save_deployment(settings.data_dir, deployment)
     return ChainUp(deployment, started_anvil=started, deployed=True)
 

@@ -25,6 +25,7 @@ from mergenet.errors import (
     InvalidInput,
     MergenetError,
     NotFound,
+    PaymentRequired,
     RateLimited,
     TooLarge,
     Unauthorized,
@@ -40,6 +41,7 @@ STATUS: dict[type[MergenetError], int] = {
     Unauthorized: 401,
     NotFound: 404,
     Conflict: 409,
+    PaymentRequired: 402,
     TooLarge: 413,
     RateLimited: 429,
     Unavailable: 503,
@@ -94,6 +96,7 @@ _DESCRIPTIONS = {
     NotFound: "no such resource here",
     Conflict: "clashes with recorded state (a duplicate, a reused nonce)",
     TooLarge: "over a size cap",
+    PaymentRequired: "a deposit is required first (the per-upload bond)",
     RateLimited: "quota used up",
     Unavailable: "a service this needs is down or not configured",
 }

@@ -157,6 +157,9 @@ class ChainInfo(Schema):
     token: str | None = None
     distributor: str | None = None
     registry: str | None = None
+    seeds: str | None = Field(None, description="EpochSeeds: row-epoch commit/reveal")
+    bond: str | None = Field(None, description="UploadBond: deposit here before uploading")
+    bond_wei: str | None = Field(None, description="bond per upload in wei (0: none asked)")
     block: int = Field(description="first block of the deployment: event scans start here")
 
 
