@@ -50,6 +50,7 @@ from mergenet.protocol.signing import (
 )
 
 if TYPE_CHECKING:
+    from mergenet.coordinator.bonds import BondKeeper
     from mergenet.deltas.validate import DeltaReport
 
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -160,6 +161,8 @@ class SubmissionService:
         self.domain = domain
         self.limits = limits or SubmissionLimits()
         self._lock = threading.Lock()
+        self.bonds: BondKeeper | None = None
+        """Set by the runtime when the chain asks for an upload bond (:mod:`.bonds`)."""
 
     def upload_cap(self, parent_hash: str | None = None) -> int:
         if self.limits.max_upload_bytes is not None:
@@ -217,6 +220,8 @@ class SubmissionService:
                 verify_submission(address, up.signature, sha, parent_hash, nonce, self.domain)
             except SignatureError as exc:
                 raise BadSignature(f"bad signature: {exc}") from None
+            if self.bonds is not None:  # 402 unless the signer bonded this sha256 on chain
+                self.bonds.check(sha, address)
             return self._check_and_record(tmp, sha, size, address, parent_hash, nonce, up)
         finally:
             discard(tmp)
