@@ -238,10 +238,10 @@ class Acceptance:
                 return  # already recorded (a duplicate outcome after a restart)
             _add_evaluation(s, cand, purpose, seed, outcome, scored)
             cand.score, cand.gain, cand.status = scored.score, scored.gain, CandidateStatus.DONE
-            if purpose is Purpose.CONTRIBUTION:
-                self._record_contribution(s, cand, outcome, scored)
-            elif cand.kind == Kind.ATTRIBUTION:  # one leave-one-out evaluation of a version
+            if cand.kind == Kind.ATTRIBUTION:  # one leave-one-out evaluation of a version
                 attribution.finish(s, cand, self.settings.attribution_margin, self.hooks)
+            elif purpose is Purpose.CONTRIBUTION:
+                self._record_contribution(s, cand, outcome, scored)
             else:
                 self._record_selection(s, cand, scored)
 
