@@ -12,8 +12,9 @@ runs the coordinator's code on the coordinator's machine) and holds these invari
   Unsigned, badly signed or malformed results, and any result from a barred worker, are
   refused (``counters["refused"]``) and the task re-run on the trusted pool, as is a task
   a worker reports failed (``counters["worker_failed"]``): a worker cannot fail honest work;
-* a result that can move a payment or a version — a contribution's scoring (its S is paid
-  and admits it to the merge pool) and a confirmation (the last gate before a version) — is
+* a result that can move a payment or a version — a contribution's scoring (its S admits it
+  to the merge pool), a confirmation (the last gate before a version) and an attribution
+  evaluation (its G prices a contributor's marginal improvement, :mod:`.attribution`) — is
   never used as the worker sent it: the same task (same recipe, same seeded rows) runs on the
   trusted pool and the trusted outcome is what the loop records. If the worker's numbers
   disagree beyond numerical noise (:func:`disagreement`), the worker is barred: its later
@@ -21,8 +22,9 @@ runs the coordinator's code on the coordinator's machine) and holds these invari
   Selections (which only decide what gets a confirmation) are spot-checked with probability
   ``spot_check``.
 
-Cost: one trusted evaluation per contribution scored and per confirmation, so each paid
-contribution costs 1 extra evaluation and each accepted version 1 extra (its confirmation),
+Cost: one trusted evaluation per contribution scored, per confirmation and per attribution
+evaluation, so each contribution costs 1 extra evaluation and each accepted version 1 + (1 + k)
+extra (its confirmation, and its attribution for k credited contributions),
 plus ``spot_check`` × selections. Celery workers still carry the selections, the bulk of the
 loop's work (many candidates per version, one confirmation each).
 
@@ -59,7 +61,7 @@ differs across CPUs/thread counts by float32 rounding (~1e-6 relative); 1e-3 is 
 that and far below the loop's margins, so S agrees to ~1e-3 between honest workers."""
 EXACT = ("n_rows", "n_loss_rows", "acc_letter", "acc_choice")
 """Compared exactly: counts and accuracies over the same rows are fractions of integers."""
-CHECKED = (Purpose.CONTRIBUTION, Purpose.CONFIRMATION)
+CHECKED = (Purpose.CONTRIBUTION, Purpose.CONFIRMATION, Purpose.ATTRIBUTION)
 
 
 def _results_differ(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str | None:
