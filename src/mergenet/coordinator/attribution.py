@@ -27,6 +27,9 @@ share, so the parts earn in total about what the whole delta would have, less on
 each; junk and an exact copy of a delta already merged change nothing when removed, so their
 marginal is sampling noise (~0.002–0.005, acceptance.py) and ``attribution_margin`` (0.005)
 pays them ~0; a contribution merged before at the same or a higher weight earns nothing again.
+The margin absorbs the loss terms' noise, not a flipped answer: if removing a junk delta flips
+one near-tie answer on the 16-row sample, G moves by γ/160 = 0.0125 and it is paid ~0.75
+tokens; pairing keeps that rare (V and V∖c differ only by the junk's small weighted share).
 Not guaranteed: deltas that only help together (each gets the whole joint gain) or that are
 redundant with each other (each gets ~0); Shapley values would fix both at 2^k evaluations.
 
