@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from tests.coordinator.api.conftest import client as client
 from tests.coordinator.api.conftest import coordinator as coordinator
 from tests.web.history import Recorder, result
@@ -15,6 +15,7 @@ from tests.web.history import Recorder, result
 from mergenet.coordinator import impact
 from mergenet.coordinator import models as m
 from mergenet.db import transaction
+from mergenet.rewards.models import RewardAccrual
 
 ADDR = ["0x1111111111111111111111111111111111111111", "0x2222222222222222222222222222222222222222"]
 
@@ -48,7 +49,9 @@ def _history(coordinator: Any) -> tuple[Recorder, list[str]]:
     with transaction(coordinator.factory) as s:
         rows = {c.sha256: c for c in s.scalars(select(m.Contribution))}
         rows[shas[0]].reward = str(5 * 10**18 + 1)
-        rows[shas[1]].reward = None
+        rows[shas[1]].reward = None  # merged, and the ledger credited it nothing
+        # the ledger credited only shas[0] (the others show why they earned nothing)
+        s.execute(delete(RewardAccrual).where(RewardAccrual.contribution_id != shas[0]))
         rows[shas[1]].metrics = {"attribution": [{"marginal": 0.001, "credited": 0.0}]}
         rows[shas[2]].in_pool = False
         rows[shas[3]].status = "received"

@@ -22,7 +22,7 @@ def coordinator(tmp_path: Path) -> Iterator[Any]:
     from mergenet.coordinator.settings import CoordinatorSettings
 
     rows = tmp_path / "dev.jsonl"
-    rows.write_text("")
+    rows.write_text('{"input": "1+1=\\nAnswer:", "output": "2", "subject": "add"}\n')
     coord = Coordinator(
         Settings(data_dir=tmp_path / "data", database_url=None),
         CoordinatorSettings(base_dir=tiny_base(tmp_path / "base"), dev_rows=rows, workers=0),

@@ -105,7 +105,7 @@ def _attribution_reason(c: m.Contribution) -> str:
         return (
             f"merged, marginal gain {best:+.4f} vs the version without it, below the noise margin"
         )
-    if not entries and c.reward is None:
+    if not entries:
         return "merged, marginal gain below noise (or not yet measured)"
     return "merged, marginal gain below noise"
 
@@ -113,11 +113,12 @@ def _attribution_reason(c: m.Contribution) -> str:
 def reason(
     c: m.Contribution,
     versions: list[dict[str, Any]],
+    reward: str | int | None,
     error: str | None,
     min_task_gain: float,
 ) -> str | None:
     """Why ``c`` earned nothing (None when it earned something)."""
-    if c.reward is not None and int(c.reward) > 0:
+    if reward is not None and int(reward) > 0:
         return None
     if c.status == ContributionStatus.RECEIVED:
         return "pending scoring"
@@ -132,10 +133,28 @@ def reason(
     return _attribution_reason(c)
 
 
+def _accruals(s: Session, address: str) -> dict[str, int]:
+    """sha256 → base units the ledger credited to it: entries named by the sha itself (a
+    scoring reward) or ``marginal:<version>:<sha>`` (:mod:`mergenet.coordinator.attribution`)."""
+    from mergenet.rewards.models import RewardAccrual
+
+    out: dict[str, int] = {}
+    rows = s.execute(
+        select(RewardAccrual.contribution_id, RewardAccrual.amount).where(
+            RewardAccrual.account == address
+        )
+    ).all()
+    for cid, units in rows:
+        sha = str(cid).rsplit(":", 1)[-1]
+        out[sha] = out.get(sha, 0) + int(units)
+    return out
+
+
 def _row(
     c: m.Contribution,
     scoring: tuple[m.Evaluation | None, m.Candidate] | None,
     versions: list[dict[str, Any]],
+    reward: str | int | None,
     min_task_gain: float,
 ) -> dict[str, Any]:
     e, cand = scoring if scoring is not None else (None, None)
@@ -159,8 +178,10 @@ def _row(
         "impact": effect,
         "versions": versions,
         "attribution": [a for a in attribution if isinstance(a, dict)],
-        "reward": amount(c.reward),
-        "reason": reason(c, versions, cand.error if cand is not None else None, min_task_gain),
+        "reward": amount(reward),
+        "reason": reason(
+            c, versions, reward, cand.error if cand is not None else None, min_task_gain
+        ),
     }
 
 
@@ -199,7 +220,17 @@ def contributor(
     )
     merged = merged_in(s)
     scorings = _scorings(s, [c.sha256 for c in rows])
-    out = [_row(c, scorings.get(c.sha256), merged.get(c.sha256, []), min_task_gain) for c in rows]
+    ledger = _accruals(s, found)  # the ledger answers where the column was never written
+    out = [
+        _row(
+            c,
+            scorings.get(c.sha256),
+            merged.get(c.sha256, []),
+            c.reward if c.reward is not None else ledger.get(c.sha256),
+            min_task_gain,
+        )
+        for c in rows
+    ]
     return {
         "address": found,
         "contributions": out,

@@ -61,25 +61,30 @@ function levelMap() {
   return m;
 }
 
-// the step line: each version's accumulated level from its acceptance to the next one
-function steps(levels, end) {
-  const x = [], y = [], lo = [], hi = [];
+// the step line: each version's accumulated level from its acceptance (or its first feed
+// point, whichever is earlier) to the next version's; the band as one closed shape per version
+function steps(levels, points, end) {
+  const first = new Map();
+  for (const p of points) if (!first.has(p.version)) first.set(p.version, p.at);
+  const x = [], y = [], bx = [], by = [];
+  const at = (lv) => [lv.at, first.get(lv.hash)].filter(Boolean).sort()[0];
   levels.forEach((lv, i) => {
     if (lv.macro === null) return;
-    const until = i + 1 < levels.length ? levels[i + 1].at : end;
-    for (const t of [lv.at, until]) { x.push(t); y.push(lv.macro); lo.push(lv.low); hi.push(lv.high); }
-    x.push(null); y.push(null); lo.push(null); hi.push(null);  // a gap between versions
+    const from = at(lv);
+    const until = i + 1 < levels.length ? at(levels[i + 1]) : end;
+    x.push(from, until, null); y.push(lv.macro, lv.macro, null);
+    bx.push(from, until, until, from, from, null); by.push(lv.high, lv.high, lv.low, lv.low, lv.high, null);
   });
-  return { x, y, lo, hi };
+  return { x, y, bx, by };
 }
 
 function coreTraces() {
   const feed = state.feed || { points: [], levels: [] };
   const pts = feed.points;
   const last = pts.length ? pts[pts.length - 1].at : null;
-  const end = [last, state.versions.length ? state.versions[state.versions.length - 1].at : null, new Date().toISOString()]
+  const end = [last, state.versions.length ? state.versions[state.versions.length - 1].at : null]
     .filter(Boolean).sort().pop();
-  const st = steps(feed.levels, end);
+  const st = steps(feed.levels, pts, end);
   const levels = levelMap();
   const marks = state.versions.filter((v) => !v.is_base);
   let prev = null;
@@ -91,10 +96,9 @@ function coreTraces() {
     if (y !== null && y !== undefined) prev = y;
   }
   return [
-    { name: "band", x: st.x, y: st.lo, type: "scatter", mode: "lines", line: { width: 0 },
-      hoverinfo: "skip", showlegend: false, connectgaps: false },
-    { name: "version level 95% band", x: st.x, y: st.hi, type: "scatter", mode: "lines", line: { width: 0 },
-      fill: "tonexty", fillcolor: "rgba(63,185,80,0.15)", hoverinfo: "skip", connectgaps: false },
+    { name: "version level 95% band", x: st.bx, y: st.by, type: "scatter", mode: "lines",
+      line: { width: 0 }, fill: "toself", fillcolor: "rgba(63,185,80,0.15)", hoverinfo: "skip",
+      connectgaps: false },
     { name: "core: each version on all its fresh rows", x: st.x, y: st.y, type: "scatter", mode: "lines",
       line: { color: "#3fb950", width: 3 }, connectgaps: false, hovertemplate: "core %{y:.1%}<extra></extra>" },
     { name: "core on fresh rows (95% band)", x: pts.map((p) => p.at), y: pts.map((p) => p.macro),
@@ -173,7 +177,7 @@ function drawTasks() {
   const bar = (key, name, color) => {
     const s = names.map((n) => t.tasks[n][key]);
     return {
-      name, type: "bar", x: names, y: s.map((v) => (v ? v.acc : null)), marker: { color },
+      name, type: "bar", x: names, y: s.map((v) => (v ? v.acc : null)), marker: { color }, textposition: "none",
       error_y: { type: "data", symmetric: false, array: s.map((v) => (v ? v.high - v.acc : 0)),
         arrayminus: s.map((v) => (v ? v.acc - v.low : 0)), color: "#c9d1d9", thickness: 1 },
       text: s.map((v) => (v ? `${pct(v.acc)} (95% ${pct(v.low)}–${pct(v.high)}, ${v.rows} rows)` : "not measured")),
