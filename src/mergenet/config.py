@@ -47,9 +47,11 @@ class Settings(BaseSettings):
     """32 bytes as hex naming this coordinator's network in the EIP-712 signing domain;
     ``None``: made randomly on first open and kept in ``data_dir/network_id``."""
     keystore_password: SecretStr | None = None
-    upload_bond_wei: int = 10**16
-    """Bond per upload the UploadBond contract is deployed with by ``mergenet chain up`` (0:
-    no bond); fixed on chain at deployment. Why 0.01 ether: see the README's security text."""
+    upload_bond_wei: int | None = None
+    """Bond per upload the UploadBond contract is deployed with by ``mergenet chain up`` (0: no
+    bond; fixed on chain at deployment). ``None``: 0.01 ether on the anvil mergenet starts
+    itself, 0 on a node named by ``chain_url``, whose ether has a price only its operator knows.
+    Why 0.01: see the README's rewards text."""
 
     coordinator_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"

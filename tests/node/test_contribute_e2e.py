@@ -61,7 +61,11 @@ def test_a_new_contributor_pulls_finetunes_submits_and_claims(world: Any, tmp_pa
     from mergenet.rewards.chain import chain_down, chain_up
 
     coord_dir = tmp_path / "coordinator"
-    coord_settings = Settings(data_dir=coord_dir, keystore_password=PASSWORD, chain_url=None)
+    # no upload bond: this flow checks claim's no-ether message, so the node holds no ether
+    # until then (the bond's own flow: tests/rewards/test_bond_coordinator.py)
+    coord_settings = Settings(
+        data_dir=coord_dir, keystore_password=PASSWORD, chain_url=None, upload_bond_wei=0
+    )
     deployment = chain_up(coord_settings).deployment
     server = CoordinatorProcess(
         world,

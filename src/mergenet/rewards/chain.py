@@ -18,6 +18,7 @@ from eth_utils import is_address, to_checksum_address
 from mergenet.rewards.anvil import AnvilError, pid_is_anvil, rpc_chain_id, start_anvil, stop_pid
 from mergenet.rewards.client import ChainError, RewardContracts, connect
 from mergenet.rewards.deployment import (
+    DEFAULT_UPLOAD_BOND_WEI,
     Deployment,
     deploy_contracts,
     deployment_is_live,
@@ -92,8 +93,8 @@ def chain_up(settings: Settings) -> ChainUp:
     """Idempotent: reuse the running chain and live deployment, else start/deploy them.
 
     The coordinator keystore is created on first use; it is only decrypted to deploy. The
-    upload bond is ``settings.upload_bond_wei`` at deployment; a live deployment keeps the bond
-    it was deployed with (the amount is immutable on chain).
+    upload bond is :func:`upload_bond_wei` at deployment; a live deployment keeps the bond it
+    was deployed with (the amount is immutable on chain).
     """
     keystore = coordinator_keystore_path(settings.data_dir)
     password = keystore_password(settings)
@@ -126,9 +127,17 @@ def chain_up(settings: Settings) -> ChainUp:
             f"the coordinator key {owner.address} has no funds on {rpc_url}: send it some ether "
             "to pay for deployment and root updates"
         )
-    deployment = deploy_contracts(w3, owner, rpc_url, bond_wei=settings.upload_bond_wei)
+    deployment = deploy_contracts(w3, owner, rpc_url, bond_wei=upload_bond_wei(settings))
     save_deployment(settings.data_dir, deployment)
     return ChainUp(deployment, started_anvil=started, deployed=True)
+
+
+def upload_bond_wei(settings: Settings) -> int:
+    """The bond ``chain up`` deploys: the setting if given, else ``DEFAULT_UPLOAD_BOND_WEI`` on
+    a local anvil and 0 (no bond) on a node named by ``MERGENET_CHAIN_URL``."""
+    if settings.upload_bond_wei is not None:
+        return settings.upload_bond_wei
+    return 0 if settings.chain_url else DEFAULT_UPLOAD_BOND_WEI
 
 
 def chain_down(settings: Settings) -> bool:
