@@ -140,6 +140,12 @@ def test_bond_gate_node_deposit_and_settlement(
         accepted = _post(client, coord, alice, good, 2)
         assert accepted.status_code == 201, accepted.text
 
+        # a copier bonds alice's exact file under its own key: refused, and its bond is kept
+        mallory = new_account(w3)
+        bond.deposit(contracts, mallory, sha256_file(good))
+        copied = _post(client, coord, mallory, good, 1)
+        assert copied.status_code == 409, copied.text
+
         # the node's own submit path posts the bond first and says so
         node = CoordinatorClient("http://testserver")
         node._http = client
@@ -161,8 +167,10 @@ def test_bond_gate_node_deposit_and_settlement(
     assert w3.eth.get_balance(alice.address) == alice_before + BOND
     assert w3.eth.get_balance(bob.address) < bob_start - BOND  # bond kept, gas paid
     assert w3.eth.get_balance(coord.chain.owner.address) > treasury_before  # + BOND - gas
-    assert int(contracts.bond.functions.state_of(bytes.fromhex(sha256_file(junk)), bob.address)
-               .call()) == 3  # fmt: skip
+    state = contracts.bond.functions.state_of
+    assert state(bytes.fromhex(sha256_file(junk)), bob.address).call() == 3  # kept
+    assert state(bytes.fromhex(sha256_file(good)), mallory.address).call() == 3  # kept
+    assert state(bytes.fromhex(sha256_file(good)), alice.address).call() == 2  # refunded
 
 
 def test_refused_copy_and_orphan_bonds_are_kept(bonded_coordinator: Any, w3: Web3) -> None:

@@ -88,13 +88,15 @@ class EpochPublisher:
             done = publish_pending(self.factory, self.contracts, self.owner)
             for p in done:
                 log.info("epoch %s confirmed on chain", p.epoch)
-            if self.contracts.seeds is not None:
-                with transaction(self.factory) as session:
-                    if rotation_due(session):
-                        rotate(session)
-                self.sync_seeds()
-            if self.bonds is not None:
-                self.bonds.settle_judged(self.factory)
+            try:
+                if self.contracts.seeds is not None:
+                    with transaction(self.factory) as session:
+                        if rotation_due(session):
+                            rotate(session)
+                    self.sync_seeds()
+            finally:  # a seed that cannot be sent does not hold back the bonds
+                if self.bonds is not None:
+                    self.bonds.settle_judged(self.factory)
             return done
 
     def sync_seeds(self) -> int:
@@ -118,9 +120,11 @@ class EpochPublisher:
             pending = [(e.number, e.commitment, e.secret, e.commit_tx, e.revealed_at) for e in todo]
         sent = 0
         for number, commitment, secret, commit_tx, revealed_at in pending:
+            # before a reveal too: a no-op when the chain holds it, a re-commit on a chain that
+            # lost it (a reveal of an uncommitted epoch would revert every round)
+            tx = commit_seed(self.contracts, self.owner, number, commitment)
             if commit_tx is None:
-                commit_tx = commit_seed(self.contracts, self.owner, number, commitment)
-                self._record(number, commit_tx=commit_tx)
+                self._record(number, commit_tx=tx)
                 sent += 1
             if revealed_at is not None:
                 reveal_tx = reveal_seed(self.contracts, self.owner, number, secret)
