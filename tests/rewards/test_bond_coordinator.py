@@ -192,6 +192,18 @@ def test_refused_copy_and_orphan_bonds_are_kept(bonded_coordinator: Any, w3: Web
     coord.epochs.publish_now()
     assert bond.held_deposits(contracts) == []
 
+    # the chain unreachable while an upload is checked: 503 (retry), never a 500
+    from mergenet.coordinator.bonds import BondKeeper
+    from mergenet.errors import Unavailable
+    from mergenet.rewards.client import RewardContracts
+    from mergenet.rewards.deployment import load_deployment
+
+    dead_w3 = Web3(Web3.HTTPProvider("http://127.0.0.1:9"))
+    down = BondKeeper(contracts, coord.chain.owner)
+    down.contracts = RewardContracts.bind(dead_w3, load_deployment(coord.settings.data_dir))
+    with pytest.raises(Unavailable, match="retry"):
+        down.check(copy_sha, mallory.address)
+
 
 def test_publishing_rotates_and_reveals_the_row_epoch_on_chain(
     bonded_coordinator: Any, w3: Web3

@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from mergenet.coordinator import models as m
 from mergenet.coordinator.status import ContributionStatus
-from mergenet.errors import PaymentRequired
+from mergenet.errors import PaymentRequired, Unavailable
 from mergenet.rewards.bond import bond_amount, held_deposits, is_held, settle
 
 if TYPE_CHECKING:
@@ -77,7 +77,16 @@ class BondKeeper:
 
     def check(self, sha256: str, address: str) -> None:
         """Raise PaymentRequired unless ``address`` holds a deposit for ``sha256``."""
-        if self.amount == 0 or is_held(self.contracts, sha256, address):
+        if self.amount == 0:
+            return
+        try:
+            held = is_held(self.contracts, sha256, address)
+        except Exception as exc:  # an unreachable node: 503, the upload may be retried
+            raise Unavailable(
+                "the chain cannot be reached to check the upload bond "
+                f"({type(exc).__name__}); retry shortly"
+            ) from None
+        if held:
             return
         raise PaymentRequired(
             f"this coordinator requires a bond of {self.amount} wei ({ether(self.amount)}) per "
