@@ -136,7 +136,9 @@ def _contribute(
             fund_local(settings, node.account.address, 10**18)
             pulled = pull_current(client, node.home, lambda *_: None)
             artifact = resolve_artifact(world.delta_path(c.name), pulled.version_hash)
-            info = submit_artifact(client, node.account, artifact, domain)
+            info = submit_artifact(  # posts the upload bond first (0.01 ether of the 1 above)
+                client, node.account, artifact, domain, say=lambda m: console.print(f"  {m}")
+            )
             node.sha256 = info["sha256"]
             console.print(
                 f"  {c.name:<6} {node.account.address} pulled {pulled.version_hash[:10]}, "
