@@ -4,6 +4,7 @@ when feed points are dispatched, what they measure, and that nothing else in the
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -67,9 +68,13 @@ def test_feed_waits_for_contributions_and_never_touches_selection(factory) -> No
     assert scorings and max(scorings) < first_feed  # contributions are scored first
     tasks = feed_tasks(pool)
     assert tasks
-    for t in tasks:  # version + 0·δ on the feed's own rows, never the selection rows
+    for t in tasks:  # version + 0·δ on fresh rows of its own label, carried in the task
         assert [c["weight"] for c in t.recipe["contributions"]] == [0.0]
-        assert t.sample.rows == "heldout"
+        assert t.sample.rows.startswith("gen:feed:") and t.sample.data
+    rows = {json.dumps(t.sample.data, sort_keys=True) for t in tasks}
+    assert len(rows) == len(tasks)  # every point on new rows
+    others = {json.dumps(t.sample.data, sort_keys=True) for t in pool.submitted if t not in tasks}
+    assert not rows & others
     with factory() as s:
         feeds = s.scalars(select(m.Evaluation).where(m.Evaluation.purpose == Purpose.FEED)).all()
         assert len(feeds) == len(tasks)
@@ -152,3 +157,12 @@ def test_confidence_band() -> None:
     assert both == {"a": (16, 32), "b": (32, 32)}
     assert feed.macro_stat(both)["high"] - 0.75 < half  # more rows, narrower band
     assert feed.macro_stat({})["macro"] is None
+
+
+def test_feed_rows_by_coordinator() -> None:
+    assert feed.rows_for("fresh", "generator", {"dev", "heldout"}) == "fresh"
+    assert feed.rows_for("heldout", "generator", {"dev", "heldout"}) == "heldout"
+    assert feed.rows_for("heldout", "generator", {"dev"}) == "fresh"  # a set it lacks
+    # a private pool retires what it hands out: the feed takes the held-out set instead
+    assert feed.rows_for("fresh", "pool", {"dev", "heldout"}) == "heldout"
+    assert feed.rows_for("fresh", "pool", {"dev"}) == "fresh"

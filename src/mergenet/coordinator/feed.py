@@ -4,20 +4,29 @@ freshly sampled rows, so a viewer sees the core itself improve, not the candidat
 Why it exists: the page used to plot every candidate evaluation's S — 80 points jumping between
 0.0 and 0.62 on a demo run, each on a different 16-row sample and a different candidate — so
 the core's progress was invisible. A feed point is always *the core* (or the base, for the
-comparison), always on rows the loop never selects on (row set ``feed_rows``, default the
-held-out split), so points of one version differ only by sampling noise, which the band shows.
+comparison), always on rows the loop never selects on, so points of one version differ only by
+sampling noise, which the band shows. Rows (``feed_rows``, :func:`rows_for`): by default new
+private rows per point, generated under the label ``feed`` by the row epoch's secret
+(:mod:`mergenet.coordinator.decision_rows`): never a row of a decision, never repeated across
+points (so a version's accumulated rows are independent, as the band assumes), and carried
+inside the task, so workers over HTTP score them too; with a private row pool instead of a
+generator, the held-out set (the pool retires every row it hands out).
 
 How a point is made (scheduling in :meth:`mergenet.coordinator.loop.EvolutionLoop._next_feed`):
 a candidate of kind ``feed`` whose recipe is ``version + 0·δ`` (task arithmetic, one stored
 contribution at weight 0: no strategy takes zero deltas, and θ + 0·δ = θ exactly) is evaluated
 by the ordinary pool. The worker scores the recipe's parent — the version — on the seeded
-sample; that ``parent_result`` is the point. It runs only when a pool slot is free, no
-contribution scoring or confirmation waits, no other feed point is in flight, and
-``feed_seconds`` passed since the last one, so it never delays a decision and costs at most
-one evaluation per ``feed_seconds`` (a world evaluation is ~2–4 s on one core against a 30 s
-cadence: ≤ ~13 % of one slot). The base is measured too, while it has fewer points than the
-current version (up to :data:`BASE_POINTS`), so the per-task bars compare the two on the
-feed's accumulated rows.
+sample; that ``parent_result`` is the point (its own result is the same weights again). It
+runs only when a pool slot is free, no contribution scoring or confirmation waits, no other
+feed point is in flight, and ``feed_seconds`` passed since the last one, so it never delays a
+decision and costs at most one evaluation per ``feed_seconds``. Measured on the world
+(world-db45132220f1, ``python benchmarks/feed_point.py``, AMD EPYC, 2 cores shared with ~7
+other jobs, two runs of 3 points): 4.2–12 s per point on 10 tasks × 16 fresh rows as the load
+varied, so at the 30 s default up to ~40 % of one slot on that machine. Half of it is the
+worker scoring the weight-0 candidate after its parent (identical results, checked): a worker
+short-cut for all-zero recipes would halve it. The base is measured too, while it has fewer
+points than the current version (up to :data:`BASE_POINTS`), so the per-task bars compare the
+two on the feed's accumulated rows.
 
 Storage, and why no migration: a feed point is a ``Candidate`` (kind ``feed``, status ``done``)
 plus one ``Evaluation`` (purpose ``feed``) whose ``result`` and ``parent_result`` are the
@@ -38,6 +47,7 @@ scheduler (the ``read-side`` import contract).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -48,6 +58,8 @@ from sqlalchemy.orm import Session
 from mergenet.coordinator import models as m
 from mergenet.coordinator.status import CandidateStatus, ContributionStatus, Kind, Purpose
 from mergenet.protocol.results import PRIMARY_ACCURACY
+
+log = logging.getLogger("mergenet.coordinator.feed")
 
 Z95 = 1.959964
 BASE_POINTS = 40
@@ -161,6 +173,22 @@ def target(s: Session, current: m.Version) -> str:
         return current.hash
     n = point_counts(s, base, current.hash)
     return base if n[base] < min(n[current.hash], BASE_POINTS) else current.hash
+
+
+def rows_for(setting: str, source: str, row_sets: Iterable[str]) -> str:
+    """The feed's rows on this coordinator: a named row set it has; else ``fresh`` (generated
+    rows, label ``feed``) when decision rows are generated; else ``heldout`` when it has one,
+    because a private row pool retires every row it hands out and a point every 30 s would
+    drain it; else ``fresh`` from that pool all the same (logged)."""
+    sets = set(row_sets)
+    if setting != "fresh" and setting in sets:
+        return setting
+    if source == "generator":
+        return "fresh"
+    if "heldout" in sets:
+        return "heldout"
+    log.warning("the live feed draws from the private row pool (no held-out set to use)")
+    return "fresh"
 
 
 def point_counts(s: Session, *hashes: str) -> dict[str, int]:

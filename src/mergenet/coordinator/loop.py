@@ -299,7 +299,8 @@ class EvolutionLoop:
         )
         cand = _new_candidate(s, recipe, Kind.FEED, secrets.randbits(62))
         self.__dict__["_feed_since"] = now
-        return self._dispatch(cand, Purpose.FEED, cand.sample_seed, cfg.feed_rows)
+        rows = cfg.rows if cfg.feed_rows == "fresh" else cfg.feed_rows  # fresh: label "feed"
+        return self._dispatch(cand, Purpose.FEED, cand.sample_seed, rows)
 
     # -- proposals ----------------------------------------------------------------------
     def _members(self, s: Session, parent: str, strategy: str | None) -> list[m.Candidate]:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mergenet.config import Settings
+from mergenet.coordinator import feed
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.coordinator.chain import ChainHooks
@@ -144,8 +145,8 @@ class Coordinator:
         else:
             self.pool = ProcessEvaluationPool(self.worker_env(), workers=self.cs.workers)
         config = self._config or self.cs.loop
-        if config.feed_rows not in self.inputs.row_sets:  # no held-out split: the live feed
-            config = config.model_copy(update={"feed_rows": config.rows})  # samples dev
+        rows = feed.rows_for(config.feed_rows, self.decision_rows.source, self.inputs.row_sets)
+        config = config.model_copy(update={"feed_rows": rows})
         self.loop = EvolutionLoop(
             self.factory, self.store, self.pool, config, hooks, decision_rows=self.decision_rows
         )

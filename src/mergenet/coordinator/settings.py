@@ -97,9 +97,12 @@ class LoopSettings(BaseModel):
     """Measure the current core on fresh rows this often for the live feed (0: never); only
     when a pool slot is free and no contribution or confirmation waits
     (:mod:`mergenet.coordinator.feed`)."""
-    feed_rows: str = "heldout"
-    """Row set the feed samples from: never the rows the loop selects on (the coordinator falls
-    back to ``rows`` when it has no such row set)."""
+    feed_rows: str = "fresh"
+    """Where feed points take their rows: ``fresh`` draws new private rows per point under the
+    label ``feed`` (:mod:`mergenet.coordinator.decision_rows`: never a row the loop selects
+    on, never repeated, and they travel inside the task, so HTTP workers score them too);
+    another name is a row set workers hold on disk (e.g. ``heldout``; the coordinator falls
+    back to ``fresh`` when it has no such row set)."""
     score: ScoreParams = Field(default_factory=ScoreParams)
     """S's parameters (k, α, task weights); the gain's accuracy term uses the same weights."""
     proposal: ProposalSettings = Field(default_factory=ProposalSettings)
