@@ -252,3 +252,24 @@ def test_publishing_rotates_and_reveals_the_row_epoch_on_chain(
     assert coord.epochs.sync_seeds() == 2  # the next round with the chain back sends both
     assert seed_record(contracts, 2).seed is not None
     assert seed_record(contracts, 3).commitment != "0x" + "00" * 32
+
+
+def test_node_without_ether_is_told_how_to_fund(
+    bonded_coordinator: Any, w3: Web3, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from mergenet.coordinator.app import create_app
+    from mergenet.node.client import CoordinatorClient
+    from mergenet.node.errors import NodeError
+    from mergenet.node.submit import resolve_artifact, submit_artifact
+
+    coord = bonded_coordinator
+    broke = new_account(w3, funded=False)
+    delta = _delta(tmp_path / "d.safetensors", 3)
+    with TestClient(create_app(coord)) as client:
+        node = CoordinatorClient("http://testserver")
+        node._http = client
+        parent = client.get("/api/versions/current").json()["hash"]
+        with pytest.raises(NodeError, match=f"mergenet chain fund {broke.address}"):
+            submit_artifact(node, broke, resolve_artifact(delta, parent))
