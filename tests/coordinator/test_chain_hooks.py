@@ -25,6 +25,7 @@ def test_rewards_accrue_and_versions_are_recorded(cworld: Any, tmp_path: Path) -
     from mergenet.coordinator import models as m
     from mergenet.coordinator.app import create_app
     from mergenet.coordinator.runtime import Coordinator
+    from mergenet.db import transaction
     from mergenet.rewards.anvil import start_anvil
     from mergenet.rewards.chain import chain_up, coordinator_account
     from mergenet.rewards.client import connect
@@ -48,7 +49,7 @@ def test_rewards_accrue_and_versions_are_recorded(cworld: Any, tmp_path: Path) -
         coord = Coordinator(settings, coordinator_settings(cworld, workers=0, chain=True)).open()
         client = TestClient(create_app(coord))
         parent = client.get("/api/versions/current").json()["hash"]
-        path = cworld.delta_path(cworld.contributor_names[2])
+        path = cworld.delta_path(cworld.contributor_names[0])  # alice: +held-out at 0.6
         with path.open("rb") as fh:
             r = client.post(
                 "/api/contributions",
@@ -88,9 +89,16 @@ def test_rewards_accrue_and_versions_are_recorded(cworld: Any, tmp_path: Path) -
             assert accrual is not None and accrual.account == account(0).address
             assert str(accrual.amount) == status["reward"]["base_units"] == entry["reward"]
             assert rewards["accrued"]["base_units"] == str(accrual.amount)
-        else:  # below the noise margin: recorded, not paid
+        else:  # below the margin (alice alone at 0.6: −0.043, −0.056): recorded, not paid
             assert accrual is None and status["reward"] is None
             assert rewards["accrued"]["base_units"] == "0"
+            with transaction(coord.factory) as s:  # the pay path as a positive marginal takes it
+                v = s.scalar(select(m.Version).where(m.Version.hash == version))
+                c = s.scalar(select(m.Contribution).where(m.Contribution.sha256 == sha))
+                paid = coord.chain.contribution_credited(s, v, c, 0.02)
+            assert 0.5 * 2 * 10**18 <= paid <= 2 * 10**18  # 100 × 0.02 tokens × t
+            rewards = client.get(f"/api/rewards/{account(0).address}").json()
+            assert rewards["accrued"]["base_units"] == str(paid)
         assert rewards["claimed"]["base_units"] == "0"  # read from the chain
         assert client.get("/api/rewards/not-an-address").status_code == 422
 
