@@ -91,8 +91,9 @@ class LoopSettings(BaseModel):
     G of one candidate moves ~0.002–0.005 between two samples (acceptance.py), so a copy or
     junk delta, whose true marginal is 0, earns ~nothing (:mod:`.attribution`)."""
     reserved_slots: int = 1
-    """Pool slots kept for the evolution loop: contribution scorings in flight stay at or
-    below capacity − this (never below 1 slot for scoring; a capacity-1 pool reserves none)."""
+    """Pool slots kept for the evolution loop: while it has work of its own, contribution
+    scorings in flight stay at or below capacity − this (at least 1; a capacity-1 pool reserves
+    none); a slot it cannot use (no merge pool yet) still scores (:mod:`.queue`)."""
     feed_seconds: float = 30.0
     """Measure the current core on fresh rows this often for the live feed (0: never); only
     when a pool slot is free and no contribution or confirmation waits
