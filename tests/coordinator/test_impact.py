@@ -105,3 +105,13 @@ def test_feed_api_levels_and_bars(client: Any, coordinator: Any) -> None:
     assert bar["base"]["low"] <= bar["base"]["acc"] <= bar["base"]["high"]
     page = client.get(f"/contributors/{ADDR[0]}")
     assert page.status_code == 200 and "contributor.js" in page.text
+
+
+def test_tasks_and_leaderboard_read_the_feed_and_impact(client: Any, coordinator: Any) -> None:
+    _history(coordinator)
+    bars = client.get("/api/feed").json()["tasks"]["tasks"]
+    tasks = client.get("/api/tasks").json()["tasks"]
+    assert tasks == {n: {k: v[k]["acc"] for k in ("base", "current")} for n, v in bars.items()}
+    board = client.get("/api/leaderboard").json()
+    assert board[0]["address"] == ADDR[0]  # earned the most
+    assert all(r["best_impact"] is not None and r["best_impact"] > 0 for r in board)

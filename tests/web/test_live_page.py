@@ -118,7 +118,8 @@ def test_live_page_draws_the_core_and_follows_new_versions(coordinator: Any, ser
             top = page.locator("#leaderboard tbody tr").first
             assert ADDRESSES[0] in top.inner_text()
             units = reward_units(0.006) + reward_units(0.007)
-            accrued = top.locator("td").nth(6)
+            assert top.locator("td").nth(6).inner_text() != "–"  # best impact
+            accrued = top.locator("td").nth(7)
             assert accrued.inner_text() == "3.25e+4" or accrued.inner_text() == "32,500"
             assert format_tokens(units) in accrued.get_attribute("title")
             assert str(units) in accrued.get_attribute("title")

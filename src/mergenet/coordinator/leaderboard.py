@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from mergenet.coordinator import models as m
-from mergenet.coordinator.state import CONFIRMATION, current_version
+from mergenet.coordinator.state import CONFIRMATION, CONTRIBUTION, Kind, current_version
 from mergenet.protocol.results import PRIMARY_ACCURACY
 
 DHARMA_METRIC = PRIMARY_ACCURACY
@@ -153,10 +153,33 @@ def _rewards(s: Session, address: str, contracts: Any) -> dict[str, int]:
         return {"accrued": 0, "claimed": 0}
 
 
+def _impacts(s: Session) -> dict[str, float]:
+    """sha256 → impact (:mod:`mergenet.coordinator.impact`) from its newest scoring evaluation."""
+    from mergenet.coordinator.impact import impact
+
+    rows = s.execute(
+        select(m.Candidate.contribution_sha, m.Evaluation.result, m.Evaluation.parent_result)
+        .join(m.Evaluation, m.Evaluation.candidate_id == m.Candidate.id)
+        .where(m.Candidate.kind == Kind.CONTRIBUTION, m.Evaluation.purpose == CONTRIBUTION)
+        .order_by(m.Evaluation.id)
+    ).all()
+    norms = dict(s.execute(select(m.Contribution.sha256, m.Contribution.relative_norm)).all())
+    out: dict[str, float] = {}
+    for sha, result, parent in rows:
+        effect = impact(parent, result, norms.get(sha))
+        if effect is not None and effect["impact"] is not None:
+            out[str(sha)] = float(effect["impact"])
+    return out
+
+
 def leaderboard(s: Session, contracts: Any = None) -> list[dict[str, Any]]:
-    """One row per contributor: contributions, how many merged into a version, best S and ΔS,
-    rewards accrued and claimed (decimal strings: base units exceed JS's 2**53). Best first."""
+    """One row per contributor: contributions, how many merged into a version, best S, best G
+    (vs the version each was scored on: below zero for most specialists, which forget other
+    tasks), best impact, rewards accrued and claimed (decimal strings: base units exceed JS's
+    2**53). Most merged first, then best impact."""
     from mergenet.rewards.units import format_tokens
+
+    impacts = _impacts(s)
 
     merged: dict[str, int] = {}
     for (recipe,) in s.execute(select(m.Version.recipe).where(m.Version.recipe.is_not(None))):
@@ -173,6 +196,7 @@ def leaderboard(s: Session, contracts: Any = None) -> list[dict[str, Any]]:
                 "merged": 0,
                 "best_score": None,
                 "best_gain": None,
+                "best_impact": None,
             },
         )
         r["contributions"] += 1
@@ -181,6 +205,7 @@ def leaderboard(s: Session, contracts: Any = None) -> list[dict[str, Any]]:
             r["scored"] += 1
             r["best_score"] = _max(r["best_score"], c.score)
             r["best_gain"] = _max(r["best_gain"], c.gain)
+        r["best_impact"] = _max(r["best_impact"], impacts.get(c.sha256))
     for r in rows.values():
         amounts = _rewards(s, r["address"], contracts)
         for key, units in amounts.items():
@@ -188,7 +213,9 @@ def leaderboard(s: Session, contracts: Any = None) -> list[dict[str, Any]]:
     return sorted(
         rows.values(),
         key=lambda r: (
-            -(r["best_gain"] if r["best_gain"] is not None else float("-inf")),
+            -int(r["accrued"]["base_units"]),
+            -r["merged"],
+            -(r["best_impact"] if r["best_impact"] is not None else float("-inf")),
             -r["contributions"],
             r["address"],
         ),
@@ -198,10 +225,28 @@ def leaderboard(s: Session, contracts: Any = None) -> list[dict[str, Any]]:
 def task_comparison(s: Session, attr: str = DHARMA_METRIC) -> dict[str, Any]:
     """Per-task ``attr`` of the current version against the base.
 
-    The current version's numbers come from the confirmation that accepted it; the base's from
-    the newest evaluation that scored something against the base (its ``parent_result``). Both
-    are samples, so the page labels them as such. Empty tasks when nothing was measured yet.
+    From the live feed's accumulated fresh rows (:func:`mergenet.coordinator.feed.task_bars`)
+    once it measured both (the page draws those, with their bands, from ``/api/feed``).
+    Before that, the current version's numbers come from the confirmation that accepted it and
+    the base's from the newest evaluation that scored something against the base (its
+    ``parent_result``): one 16-row sample each, which once showed predecessor 75 % → 37 % and
+    the next sample otherwise. Empty tasks when nothing was measured yet.
     """
+    from mergenet.coordinator.feed import task_bars
+
+    bars = task_bars(s)
+    if (
+        attr == DHARMA_METRIC
+        and bars["tasks"]
+        and bars.get("base_rows")
+        and bars.get("current_rows")
+    ):
+        return bars | {
+            "tasks": {
+                name: {k: (v[k]["acc"] if v[k] else None) for k in ("base", "current")}
+                for name, v in bars["tasks"].items()
+            }
+        }
     base = s.scalar(select(m.Version).order_by(m.Version.id).limit(1))
     cur = current_version(s)
     out: dict[str, Any] = {

@@ -211,7 +211,12 @@ class LeaderboardRow(Schema):
     scored: int
     merged: int = Field(description="contributions merged into at least one version")
     best_score: float | None
-    best_gain: float | None
+    best_gain: float | None = Field(
+        description="best G of current + δ (weight 1) vs the version it was scored on"
+    )
+    best_impact: float | None = Field(
+        None, description="best ΔPerformance/ΔParameters × Coverage (coordinator.impact)"
+    )
     accrued: Amount
     claimed: Amount
 

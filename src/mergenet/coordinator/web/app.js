@@ -215,6 +215,7 @@ async function drawLeaderboard() {
     cell(tr, "", "mono").appendChild(a);
     cell(tr, r.contributions, "num"); cell(tr, r.merged, "num");
     cell(tr, fmt(r.best_score, 4), "num"); cell(tr, signed(r.best_gain), "num");
+    cell(tr, fmt(r.best_impact, 2), "num");
     NUM.amount(cell(tr, "", "num"), r.accrued);
     NUM.amount(cell(tr, "", "num"), r.claimed);
     return tr;
