@@ -152,7 +152,8 @@ def record(
 
 def zero_delta(s: Session, version: m.Version) -> str | None:
     """A stored contribution for the weight-0 recipe: one the version merged (already built
-    into a version once), else the newest scored one; None before any was scored."""
+    into a version once), else the newest scored one in the merge pool, else the newest scored
+    one; None before any was scored."""
     for c in (version.recipe or {}).get("contributions") or []:
         sha = c.get("sha256") if isinstance(c, dict) else None
         if isinstance(sha, str):
@@ -160,7 +161,7 @@ def zero_delta(s: Session, version: m.Version) -> str | None:
     return s.scalar(
         select(m.Contribution.sha256)
         .where(m.Contribution.status == ContributionStatus.SCORED)
-        .order_by(m.Contribution.id.desc())
+        .order_by(m.Contribution.in_pool.desc(), m.Contribution.id.desc())
         .limit(1)
     )
 
