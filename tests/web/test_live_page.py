@@ -211,6 +211,9 @@ def test_contributor_page_shows_lineage_and_reasons(coordinator: Any, server: st
             assert refused.inner_text().startswith("not admitted to the pool: no task's answer")
             assert page.inner_text("#sum-merged") == "1"
             assert page.get_attribute("#sum-accrued", "title").endswith("base units (exact)")
+            out = ROOT / "test-artifacts" / "contributor-page.png"
+            out.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(out), full_page=True)
 
             # a hostile address is refused with a message shown as text, never as markup
             _open(page, server + "/contributors/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
