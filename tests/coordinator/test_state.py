@@ -25,4 +25,6 @@ def test_the_read_side_imports_no_heavy_module() -> None:
 
 def test_the_enums_are_the_strings_in_the_database() -> None:
     assert CandidateStatus.CONFIRMING == "confirming" and f"{Purpose.SELECTION}" == "selection"
-    assert [k.value for k in Kind] == ["contribution", "single", "multi", "crossover", "mutation"]
+    assert [k.value for k in Kind] == [
+        "contribution", "single", "multi", "crossover", "mutation", "feed", "attribution",
+    ]  # fmt: skip
