@@ -1,7 +1,9 @@
 """Content-addressed artifact store on disk: deltas by file sha256, versions by weights hash.
 
 The layout is :mod:`mergenet.protocol.artifacts` (deltas, versions), plus ``incoming/`` for
-uploads being received and validated (never read back).
+uploads being received and validated (never read back) and ``sketches/<sha256>.npz``, each
+stored delta's linear sketch (:mod:`mergenet.coordinator.copies`; derived data, coordinator
+only: a missing or torn one is sketched again from the delta).
 
 Every write goes to a temporary name in the same file system, is fsynced, then renamed into
 place, so a reader (or a restart after kill -9) sees a complete artifact or none. An artifact
@@ -44,12 +46,15 @@ class ArtifactStore(ArtifactLayout):
 
     def __init__(self, root: str | Path):
         super().__init__(root)
-        for sub in ("deltas", "versions", "incoming"):
+        for sub in ("deltas", "versions", "incoming", "sketches"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     # -- paths (delta_path, version_dir: ArtifactLayout) ----------------------------------
     def relative(self, path: Path) -> str:
         return str(path.relative_to(self.root))
+
+    def sketch_path(self, sha256: str) -> Path:
+        return self.root / "sketches" / f"{sha256}.npz"
 
     def incoming(self, suffix: str = "") -> Path:
         """A fresh private path for an upload being received."""
@@ -66,6 +71,15 @@ class ArtifactStore(ArtifactLayout):
         _fsync_tree(src)
         os.replace(src, dst)
         _fsync_dir(dst.parent)
+        return dst
+
+    def put_sketch(self, sha256: str, data: bytes) -> Path:
+        """Write a delta's sketch under a temporary name, then rename it into place (no fsync:
+        it can be rebuilt from the delta, and a torn file is detected on reading)."""
+        dst = self.sketch_path(sha256)
+        tmp = dst.with_name(f".{uuid.uuid4().hex}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dst)
         return dst
 
     def put_version_dir(self, src: Path, version_hash: str) -> Path:

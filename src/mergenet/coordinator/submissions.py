@@ -5,8 +5,10 @@ form fields → size cap (while receiving) → sha256 → EIP-712 signature over
 nonce) under this coordinator's domain (chain id, distributor, network id) → parent is a
 known version → nonce unused → not an exact copy → pickle sniff and
 header-first safetensors validation against the parent (names, shapes, dtypes, finite,
-relative-norm cap) → not a near copy (cosine ≥ ``near_duplicate_cosine`` with any earlier
-delta: credit stays with the earliest). Only then are the contributor, the nonce and the
+relative-norm cap) → not a copy of other contributors' earlier deltas (explained fraction ≥
+``copy_explained`` in task-vector space, :mod:`mergenet.coordinator.copies`: credit stays with
+the earliest; the upload is sketched outside the submission lock, inside it only the index is
+looked up). Only then are the contributor, the nonce and the
 contribution rows written and the file moved into the content-addressed store, in one
 transaction. Every rejection raises one of :data:`REJECTIONS` (each derived from an error kind
 of :mod:`mergenet.errors`, which the API maps to a 4xx status) with a message that says what to
@@ -19,7 +21,6 @@ import hashlib
 import re
 import shutil
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
+from mergenet.coordinator.copies import DEFAULT_CANDIDATES, DEFAULT_THRESHOLD, CopyIndex
 from mergenet.db import transaction
 from mergenet.deltas.errors import DeltaTooLarge, DeltaValidationError
 from mergenet.errors import (
@@ -51,6 +53,7 @@ from mergenet.protocol.signing import (
 
 if TYPE_CHECKING:
     from mergenet.coordinator.bonds import BondKeeper
+    from mergenet.deltas.sketch import DeltaSketch
     from mergenet.deltas.validate import DeltaReport
 
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -100,7 +103,9 @@ class SubmissionLimits:
     max_upload_bytes: int | None = None
     """None: the parent's weights size plus 1 MiB (a delta is as big as its parent)."""
     max_relative_norm: float = 0.5
-    near_duplicate_cosine: float = 0.99
+    copy_explained: float = DEFAULT_THRESHOLD
+    """Refuse a delta when others' earlier deltas explain this fraction of it (copies.py)."""
+    copy_candidates: int = DEFAULT_CANDIDATES
     max_pending_per_address: int = 3
     """Unscored uploads one address may have waiting; the next is refused with 429 and
     records nothing (so a flood of one key cannot fill the queue: coordinator/queue.py)."""
@@ -161,6 +166,7 @@ class SubmissionService:
         self.domain = domain
         self.limits = limits or SubmissionLimits()
         self._lock = threading.Lock()
+        self.copies = CopyIndex(store, self.limits.copy_explained, self.limits.copy_candidates)
         self.bonds: BondKeeper | None = None
         """Set by the runtime when the chain asks for an upload bond (:mod:`.bonds`)."""
 
@@ -236,24 +242,40 @@ class SubmissionService:
         nonce: int,
         up: Upload,
     ) -> m.Contribution:
-        """Checks and validation run outside the lock (validation takes a sandboxed child, the
-        near-copy scan reads every earlier delta); the lock covers only what was recorded since
-        that snapshot and the recording transaction, so one slow upload never stalls the rest.
-        Nonce and exact-copy races past the re-check are caught by the unique constraints."""
+        """Checks, validation and sketching run outside the lock (validation takes a sandboxed
+        child; sketching reads the whole upload; the first upload after a start loads or builds
+        the earlier deltas' sketches); the lock covers only what was recorded since that
+        snapshot, the copy check against the in-memory index (a few small least-squares fits)
+        and the recording transaction, so one slow upload never stalls the rest. Nonce and
+        exact-copy races past the re-check are caught by the unique constraints."""
+        from mergenet.deltas.sketch import sketch_delta
+
         parent_dir, others = self._check_records(sha, address, parent_hash, nonce)
         report = self._validate(tmp, parent_hash, parent_dir)
-        self._check_near_copy(tmp, others)
+        sketch = sketch_delta(tmp)
+        self.copies.sync(others)
+        self._check_copy(sketch, address, sha)  # refuse early, without waiting for the lock
         with self._lock:
             _, now = self._check_records(sha, address, parent_hash, nonce)
-            seen = set(others)
-            self._check_near_copy(tmp, [o for o in now if o not in seen])
-            return self._record(tmp, sha, size, address, parent_hash, nonce, up, report)
+            self.copies.sync(now, exclusive=False)  # normally indexed already, when recorded
+            self._check_copy(sketch, address, sha)
+            row = self._record(tmp, sha, size, address, parent_hash, nonce, up, report)
+            self.copies.add(sha, address, sketch)
+        self.copies.persist(sha, sketch)
+        return row
+
+    def _check_copy(self, sketch: DeltaSketch, address: str, sha: str = "") -> None:
+        verdict = self.copies.check(sketch, address)
+        if verdict.is_copy:
+            if self.bonds is not None and sha:
+                self.bonds.forfeit(sha, address)  # a refused copy's bond is kept
+            raise UploadConflict(verdict.message())
 
     def _check_records(
         self, sha: str, address: str, parent_hash: str, nonce: int
     ) -> tuple[Path, list[tuple[str, str]]]:
         """Known parent, unused nonce, no exact copy; returns the parent's folder and every
-        earlier (sha256, address) for the near-copy check."""
+        earlier (sha256, address), oldest first, for the copy index."""
         with self.factory() as s:
             parent = s.scalar(select(m.Version).where(m.Version.hash == parent_hash))
             if parent is None:
@@ -344,22 +366,6 @@ class SubmissionService:
                 "nonce or delta was recorded concurrently; sign with a fresh nonce"
             ) from None
         return row
-
-    def _check_near_copy(self, tmp: Path, others: Iterable[tuple[str, str]]) -> None:
-        from mergenet.deltas.sources import as_source
-        from mergenet.deltas.validate import delta_cosine
-
-        new = as_source(tmp)
-        for sha, address in others:
-            path = self.store.delta_path(sha)
-            if not path.exists():
-                continue
-            cos = delta_cosine(new, as_source(path))
-            if cos >= self.limits.near_duplicate_cosine:
-                raise UploadConflict(
-                    f"this delta is a near copy (cosine {cos:.3f}) of {sha[:16]}… submitted by "
-                    f"{address}; credit stays with the earliest — submit your own fine-tune",
-                )
 
 
 def _pending(s: Session, address: str) -> int:
