@@ -206,14 +206,25 @@ class LiveNetwork:
         shas = [c["sha256"] for c in self.get("/api/history").json()["contributions"]]
         self.wait_scored(shas, timeout)
 
+    def attributing(self) -> bool:
+        """Whether an accepted version's leave-one-out attribution (what pays) is pending:
+        its evaluations do not count against the budget and run after it."""
+        import sqlite3
+
+        with sqlite3.connect(self.db) as conn:
+            rows = conn.execute("select metrics from versions").fetchall()
+        plans = [(json.loads(r[0]) if r[0] else {}).get("attribution") for r in rows]
+        return any(isinstance(p, dict) and p.get("state") == "pending" for p in plans)
+
     def wait_idle(self, timeout: float) -> None:
-        """Until the loop spent its budget and nothing is in flight."""
+        """Until the loop spent its budget, nothing is in flight and every accepted version's
+        attribution is done."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             h = self.get("/api/history").json()["evaluations"]
             spent = sum(e["purpose"] in ("selection", "confirmation") for e in h)
             busy = "evaluations_in_flight 0" not in self.get("/metrics").text
-            if spent >= self.max_evaluations and not busy:
+            if spent >= self.max_evaluations and not busy and not self.attributing():
                 return
             time.sleep(1)
         raise AssertionError(f"the loop was not idle within {timeout:.0f} s")
