@@ -98,6 +98,11 @@ def test_feed_measures_the_core_and_the_base_and_the_line_rises(factory) -> None
         n = feed.point_counts(s, BASE, cur.hash)
         assert n[cur.hash] >= 2 and 1 <= n[BASE] <= n[cur.hash]
         data = feed.feed(s)
+        assert feed.feed(s) is data  # kept until a newer feed point or version
+    run(loop, 4)
+    with factory() as s:
+        newer = feed.feed(s)
+    assert newer is not data and len(newer["points"]) > len(data["points"])
     levels = {lv["hash"]: lv for lv in data["levels"]}
     assert levels[cur.hash]["macro"] == pytest.approx(BETTER.macro("acc_choice"))
     assert levels[BASE]["macro"] == pytest.approx(PARENT.macro("acc_choice"))

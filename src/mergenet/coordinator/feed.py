@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -279,10 +280,34 @@ def task_bars(s: Session) -> dict[str, Any]:
     return out
 
 
+_memo: weakref.WeakKeyDictionary[Any, tuple[tuple[int, int], dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per database (engine): the last answer of :func:`feed` and the newest ids it saw."""
+
+
 def feed(s: Session) -> dict[str, Any]:
-    """``GET /api/feed``: points (newest :data:`RECENT`), per-version levels, per-task bars."""
-    return {
+    """``GET /api/feed``: points (newest :data:`RECENT`), per-version levels, per-task bars.
+
+    Every open page re-reads this when a feed point or a version arrives, so the answer is
+    kept per process until a newer feed evaluation or version exists (one cheap max-id query
+    per request; the levels re-read every feed result, once per new point, not per viewer).
+    """
+    key = (
+        int(
+            s.scalar(select(func.max(m.Evaluation.id)).where(m.Evaluation.purpose == Purpose.FEED))
+            or 0
+        ),
+        int(s.scalar(select(func.max(m.Version.id))) or 0),
+    )
+    bind = s.get_bind()
+    hit = _memo.get(bind)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    data = {
         "points": [point(e, c) for e, c in _feed_rows(s)],
         "levels": version_levels(s),
         "tasks": task_bars(s),
     }
+    _memo[bind] = (key, data)
+    return data
