@@ -29,9 +29,10 @@ could change a decision: the loop's margins are ~1e-3 of S, and counts and accur
 (fractions of integers) can only match exactly or differ by ≥ 1/n. The table reports the max
 |Δ| per evaluation, so an exact re-run shows 0. Measured on the world (AMD EPYC, 2 shared
 cores; 2 contributions + 2 selections recorded by a 1-thread worker): re-run with 1 thread,
-max |Δ| 0 on all 4; with ``--threads 2``, max |Δ| 3.0e-15 (≈1e-15 relative). The re-run is only as exact as its code: audit
-with the scorer release the coordinator ran (a change to the scorer's arithmetic, e.g. a
-different batching of rows, moves numbers by float32 rounding or more and reads as a mismatch).
+max |Δ| 0 on all 4; with ``--threads 2``, max |Δ| 3.0e-15 (≈1e-15 relative). The re-run is
+only as exact as its code: audit with the scorer release the coordinator ran (a change to the
+scorer's arithmetic, e.g. another batching of rows, moves numbers by float32 rounding or more
+and reads as a mismatch).
 
 Exit codes: 0 every audited evaluation matches; 1 any mismatch (a number, a missing field, a
 failed re-run, a secret that does not hash to its commitment, a commitment that differs from
