@@ -101,6 +101,13 @@ def _post(client: Any, coord: Any, acct: LocalAccount, path: Path, nonce: int) -
         )
 
 
+def _scaled(src: Path, dst: Path, factor: float) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    save_file({k: factor * v for k, v in load_file(str(src)).items()}, str(dst))
+    return dst
+
+
 def _judge(coord: Any, sha: str, *, in_pool: bool) -> None:
     from mergenet.coordinator import models as m
     from mergenet.coordinator.status import ContributionStatus
@@ -145,6 +152,11 @@ def test_bond_gate_node_deposit_and_settlement(
         bond.deposit(contracts, mallory, sha256_file(good))
         copied = _post(client, coord, mallory, good, 1)
         assert copied.status_code == 409, copied.text
+        # a near copy (alice's delta scaled) is refused by the copy detector, which forfeits
+        near = _scaled(good, tmp_path / "near.safetensors", 1.02)
+        bond.deposit(contracts, mallory, sha256_file(near))
+        refused_near = _post(client, coord, mallory, near, 2)
+        assert refused_near.status_code == 409, refused_near.text
 
         # the node's own submit path posts the bond first and says so
         node = CoordinatorClient("http://testserver")
@@ -171,6 +183,8 @@ def test_bond_gate_node_deposit_and_settlement(
     assert state(bytes.fromhex(sha256_file(junk)), bob.address).call() == 3  # kept
     assert state(bytes.fromhex(sha256_file(good)), mallory.address).call() == 3  # kept
     assert state(bytes.fromhex(sha256_file(good)), alice.address).call() == 2  # refunded
+    near = tmp_path / "near.safetensors"
+    assert state(bytes.fromhex(sha256_file(near)), mallory.address).call() == 3  # forfeited
 
 
 def test_refused_copy_and_orphan_bonds_are_kept(bonded_coordinator: Any, w3: Web3) -> None:
