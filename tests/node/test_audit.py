@@ -317,6 +317,10 @@ def test_the_commitment_on_chain_must_be_the_served_one(deployed: Any) -> None: 
     info = deployed.deployment.public_json()
     epoch = {"number": 3, "commitment": commitment, "secret": secret.hex()}
     assert "holds the same" in audit_run.verify_on_chain(epoch, info, None)
+    later = audit_run.verify_on_chain(epoch, info, None, "2999-01-01T00:00:00+00:00")
+    assert "before its first evaluation" in later and "warning" not in later
+    earlier = audit_run.verify_on_chain(epoch, info, None, "2000-01-01T00:00:00")
+    assert "warning: the commitment reached the chain at" in earlier
     with pytest.raises(audit.AuditMismatch, match="holds 0000"):  # never committed
         audit_run.verify_on_chain(epoch | {"number": 4}, info, None)
     forged = hashlib.sha256(bytes(32)).hexdigest()

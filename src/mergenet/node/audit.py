@@ -6,10 +6,12 @@ it recorded, trusting none of its numbers:
 
 1. fetch the epoch (``GET /api/row-epochs/{n}``); an unknown or still-open epoch is exit 2;
 2. check ``sha256(secret) == commitment``, and, when the coordinator's chain info names the
-   ``EpochSeeds`` contract, that the commitment on chain is the same one (the coordinator
-   committed it when the epoch opened, before any of its rows were scored; the contract's
-   ``reveal`` also checks the hash on chain). Without a chain the on-chain check is skipped
-   with a printed note: the commitment is then only as good as the coordinator's word about it;
+   ``EpochSeeds`` contract, that the commitment on chain is the same one (the contract's
+   ``reveal`` also checks the hash on chain). The block time of its ``SeedCommitted`` event
+   is printed, with a warning when it is later than the epoch's first recorded evaluation:
+   the coordinator sends the commitment at its next publishing round, so until then the
+   secret was bound only by its word (it could have been chosen after seeing rows). Without
+   a chain the on-chain check is skipped with a printed note, for the same reason;
 3. per evaluation (``GET /api/row-epochs/{n}/evaluations``): regenerate its rows from the
    secret, its label and seed (:func:`mergenet.ecosystem.fresh_rows.fresh_rows`), rebuild the
    ``EvalTask`` from its recipe, run it with the worker code (:mod:`mergenet.workers.evaluate`)
