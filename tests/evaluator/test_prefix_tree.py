@@ -111,3 +111,67 @@ def test_tree_scores_equal_one_sequence_at_a_time(model) -> None:
 def test_empty_sequences_are_refused(model) -> None:
     with pytest.raises(ValueError, match="empty"):
         score_sequences(model, [([], 0)])
+
+
+def _tree_rows(rng: random.Random, vocab: int) -> list[tuple[list[int], int]]:
+    prompts = [[rng.randrange(vocab) for _ in range(rng.randint(3, 20))] for _ in range(8)]
+    return [
+        (p + [rng.randrange(vocab) for _ in range(rng.randint(1, 5))], len(p))
+        for p in prompts
+        for _ in range(4)
+    ] + [(p, len(p)) for p in prompts]
+
+
+def test_answers_only_reads_the_same_answers_and_no_totals(model) -> None:
+    seqs = _tree_rows(random.Random(1), 50)
+    full = score_sequences(model, seqs, max_tokens=64, keep_last_logits=[1, 2])
+    answers = score_sequences(model, seqs, max_tokens=64, keep_last_logits=[1, 2], totals=False)
+    for a, b in zip(full, answers, strict=True):
+        assert b.answer_logprob == pytest.approx(a.answer_logprob, abs=1e-5)
+        assert (b.n_tokens, b.n_answer_tokens) == (a.n_tokens, a.n_answer_tokens)
+        assert b.total_logprob != b.total_logprob  # NaN: not computed
+        assert torch.equal(a.last_logits, b.last_logits)
+
+
+def test_additive_mask_is_the_boolean_one_as_0_and_the_minimum() -> None:
+    trees = build_trees([[1, 2, 3], [1, 2, 4], [5, 6]], max_tokens=4)
+    allowed = to_batch(trees)["attention_mask"]
+    additive = to_batch(trees, additive=torch.float32)["attention_mask"]
+    assert allowed.dtype == torch.bool and additive.dtype == torch.float32
+    expected = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    assert torch.equal(additive, expected)
+
+
+def _one_at_a_time(model, seqs) -> list[float]:
+    out = []
+    with torch.no_grad():
+        for ids, start in seqs:
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+            out.append(sum(float(logp[t - 1, ids[t]]) for t in range(max(start, 1), len(ids))))
+    return out
+
+
+@pytest.mark.parametrize("variant", ["eager-llama", "gpt2"])
+def test_the_float_mask_and_the_full_logits_path_score_alike(variant) -> None:
+    """Eager attention gets the additive mask; a family outside ``HEAD_IS_PLAIN_PROJECTION``
+    (GPT-2) takes its own forward's logits; both equal one sequence at a time."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    if variant == "gpt2":
+        cfg = GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+        m = GPT2LMHeadModel(cfg).eval()
+    else:
+        cfg = LlamaConfig(
+            vocab_size=50,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            attn_implementation="eager",
+        )
+        m = LlamaForCausalLM(cfg).eval()
+        assert m.config._attn_implementation == "eager"
+    seqs = _tree_rows(random.Random(2), 50)
+    got = [s.answer_logprob for s in score_sequences(m, seqs, max_tokens=64)]
+    assert got == pytest.approx(_one_at_a_time(m, seqs), abs=1e-4)

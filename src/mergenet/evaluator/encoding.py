@@ -56,7 +56,10 @@ def encode_completions(
     """
     if choice_index is None:
         choice_index = [it.answer_index for it in items]
-    prompts = encode_texts(tokenizer, [completion_prompt(it) for it in items])
+    texts = [completion_prompt(it) for it in items]
+    unique = list(dict.fromkeys(texts))  # a question's choices share one prompt: encode it once
+    encoded = dict(zip(unique, encode_texts(tokenizer, unique), strict=True))
+    prompts = [encoded[t] for t in texts]
     conts = encode_texts(
         tokenizer, [continuation(it.choices[c]) for it, c in zip(items, choice_index, strict=True)]
     )

@@ -78,7 +78,7 @@ def build_trees(
     ``share=False`` gives each sequence its own chain (plain block-diagonal packing), for
     models that accept only that (a Petals swarm splits packs at position restarts).
     """
-    order = sorted(range(len(sequences)), key=lambda k: list(sequences[k])) if share else None
+    order = sorted(range(len(sequences)), key=lambda k: tuple(sequences[k])) if share else None
     trees: list[PrefixTree] = []
     tree = PrefixTree()
     prev: Sequence[int] = ()
@@ -90,11 +90,13 @@ def build_trees(
             trees.append(tree)
             tree, shared, prev_path = PrefixTree(), 0, []
         path = prev_path[:shared]
-        for depth in range(shared, len(seq)):
+        first, added = len(tree.tokens), len(seq) - shared
+        if added:  # a chain: each new node's parent is the node before it
             tree.parents.append(path[-1] if path else -1)
-            tree.tokens.append(seq[depth])
-            tree.depths.append(depth)
-            path.append(len(tree.tokens) - 1)
+            tree.parents.extend(range(first, first + added - 1))
+            tree.tokens.extend(seq[shared:])
+            tree.depths.extend(range(shared, len(seq)))
+            path.extend(range(first, first + added))
         tree.paths[key] = path
         prev, prev_path = seq, path
     if tree.tokens:
@@ -102,13 +104,30 @@ def build_trees(
     return trees
 
 
-def to_batch(trees: Sequence[PrefixTree]) -> dict[str, torch.Tensor]:
-    """Model inputs for trees side by side, padded to the longest (padding is never scored)."""
+def to_batch(
+    trees: Sequence[PrefixTree], *, additive: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
+    """Model inputs for trees side by side, padded to the longest (padding is never scored).
+
+    The ``[batch, 1, length, length]`` mask is built in one broadcast from the trees' subtree
+    ends: boolean (a node sees its ancestors and itself), or with ``additive`` a float mask of
+    that dtype (0 where allowed, the dtype's minimum elsewhere) for models that add it to the
+    attention scores.
+    """
     length = max(len(t) for t in trees)
     ids = torch.zeros(len(trees), length, dtype=torch.long)
     pos = torch.zeros(len(trees), length, dtype=torch.long)
+    idx = torch.arange(length)
+    end = (idx + 1).repeat(len(trees), 1)  # padding sees only itself
     for b, t in enumerate(trees):
         ids[b, : len(t)] = torch.tensor(t.tokens)
         pos[b, : len(t)] = torch.tensor(t.depths)
-    mask = torch.stack([t.attention_mask(length) for t in trees])[:, None]
-    return {"input_ids": ids, "position_ids": pos, "attention_mask": mask}
+        end[b, : len(t)] = torch.tensor(t.subtree_ends())
+    query = idx[None, :, None]
+    allowed = (idx[None, None, :] <= query) & (query < end[:, None, :])
+    if additive is None:
+        return {"input_ids": ids, "position_ids": pos, "attention_mask": allowed[:, None]}
+    mask = torch.zeros(allowed.shape, dtype=additive).masked_fill_(
+        ~allowed, torch.finfo(additive).min
+    )
+    return {"input_ids": ids, "position_ids": pos, "attention_mask": mask[:, None]}
