@@ -11,6 +11,8 @@ and perplexity. Usage::
     python benchmarks/merge_quality.py                      # build/reuse the default world
     python benchmarks/merge_quality.py --world DIR          # an existing (even partial) world
     python benchmarks/merge_quality.py --strategies ties consensus task_arithmetic
+    python benchmarks/merge_quality.py --no-singles --strategies tsv iso_c iso_cts \
+        tall_consensus pcb lines task_arithmetic_layerwise   # the paper merges (issue 17)
     python benchmarks/merge_quality.py --no-reference --strategies task_arithmetic \
         --contributors alice --weight 0.6                  # one contributor, scaled down
     python benchmarks/merge_quality.py --no-reference --strategies ties --weight 0.3 \
@@ -32,6 +34,9 @@ def main() -> None:
     ap.add_argument("--split", default="heldout")
     ap.add_argument("--world", type=Path, help="use this world folder as it is (no build)")
     ap.add_argument("--no-reference", action="store_true", help="skip base/singles/monolith")
+    ap.add_argument(
+        "--no-singles", action="store_true", help="reference rows base and monolith only"
+    )
     ap.add_argument("--contributors", nargs="*", help="merge only these (default: all)")
     ap.add_argument("--weight", type=float, default=1.0, help="every delta's weight")
     ap.add_argument(
@@ -70,15 +75,16 @@ def main() -> None:
     rows: dict[str, dict[str, float]] = {}
     if not args.no_reference:
         rows["base"] = score(world.base_dir)
-        singles = {n: score(world.contributor_dir(n)) for n in names}
-        best = max(singles, key=lambda n: singles[n]["acc_choice"])
-        rows[f"best single ({best})"] = singles[best]
-        rows["mean single"] = {
-            m: sum(s[m] for s in singles.values()) / len(singles) for m in METRICS
-        }
+        if not args.no_singles:
+            singles = {n: score(world.contributor_dir(n)) for n in names}
+            best = max(singles, key=lambda n: singles[n]["acc_choice"])
+            rows[f"best single ({best})"] = singles[best]
+            rows["mean single"] = {
+                m: sum(s[m] for s in singles.values()) / len(singles) for m in METRICS
+            }
+            print({n: round(s["acc_choice"], 4) for n, s in singles.items()}, flush=True)
         if (world.monolith_dir / "config.json").exists():
             rows["monolith"] = score(world.monolith_dir)
-        print({n: round(s["acc_choice"], 4) for n, s in singles.items()}, flush=True)
 
     model = AutoModelForCausalLM.from_pretrained(world.base_dir, dtype="float32").eval()
     base = ModelSource(world.base_dir).state_dict()  # as stored (a tied lm_head is not)

@@ -12,6 +12,7 @@ bit-identical weights.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,13 @@ def merge_one(
     return out
 
 
+def _bind_names(p: MergePlan, names: Sequence[str]) -> MergePlan:
+    """Give a depth-aware strategy (``_depth.DepthStrategy``: LiNeS, layer-wise task
+    arithmetic) the model's tensor names, from which it reads each tensor's depth."""
+    bind = getattr(p.strategy, "bind_names", None)
+    return p if bind is None else dataclasses.replace(p, strategy=bind(names))
+
+
 def _base_items(base: BaseLike) -> Iterator[tuple[str, torch.Tensor]]:
     if isinstance(base, ModelSource):
         for name in base.names():
@@ -120,6 +128,7 @@ def merge_state_dict(
     p = plan(strategy, len(sources), weights, params, seed, noise)
     names = base.names() if isinstance(base, ModelSource) else list(base)
     _check_names(set(names), sources)
+    p = _bind_names(p, names)
     with torch.no_grad():
         return {n: merge_one(p, n, t, [s.get(n) for s in sources]) for n, t in _base_items(base)}
 
@@ -153,6 +162,7 @@ def merge_to_dir(
     sources = [as_source(d) for d in deltas]
     p = plan(strategy, len(sources), weights, params, seed, noise)
     _check_names(set(src.names()), sources)
+    p = _bind_names(p, src.names())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     specs: dict[str, TensorSpec] = src.specs()

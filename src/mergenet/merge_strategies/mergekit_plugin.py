@@ -115,7 +115,9 @@ consensus_merge = FunctionalGroupMergeMethod(
 
 def ensure_registered() -> None:
     """Register mergenet's methods with mergekit (idempotent)."""
+    from mergenet.merge_strategies.paper_methods_mergekit import METHODS
+
     have = {m.spec.name for m in registered_methods()}
-    for method in (consensus_merge, expo_merge):
+    for method in (consensus_merge, expo_merge, *METHODS):
         if method.spec.name not in have:
             register(method)

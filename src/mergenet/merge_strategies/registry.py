@@ -15,11 +15,16 @@ from mergenet.merge_strategies import (
     dare,
     della,
     expo,
+    iso,
     linear,
+    lines,
     model_stock,
+    pcb,
     slerp,
+    tall,
     task_arithmetic,
     ties,
+    tsv,
 )
 from mergenet.merge_strategies.mergekit_methods import strategy_from_mergekit
 from mergenet.merge_strategies.strategy import Strategy
@@ -47,6 +52,13 @@ def _strategies() -> dict[str, Strategy]:
         model_stock.STRATEGY,
         expo.STRATEGY,
         consensus.STRATEGY,
+        tsv.STRATEGY,
+        iso.ISO_C,
+        iso.ISO_CTS,
+        tall.STRATEGY,
+        pcb.STRATEGY,
+        lines.LINES,
+        lines.LAYERWISE,
     ]
     table = {s.name: s for s in curated}
     covered = {s.mergekit_method for s in curated}
