@@ -20,14 +20,14 @@ version only if
 * on the version's **selection sample** (one seeded sample shared by every candidate built on
   that version, so they are compared on the same rows) G > ``margin`` and G is at least the
   best G of any not-rejected candidate on this version, and then
-* on a **fresh sample** drawn at confirmation time, G > ``margin`` again.
+* on **fresh confirmation batches** (new rows each, same candidate), a sequential paired
+  test of candidate against parent item by item shows G > ``margin``
+  (:mod:`.sequential`: one batch at a time, at most ``confirm_max_batches``, each recorded,
+  so a restart resumes the sequence; measured false-accept rate and power in the README).
 
-``margin`` defaults to 0.005 (S_0 ≈ 0.6 on the world), above the spread of ΔS between two
-samples of the same candidate (measured ~0.002); one answer flipped on a 16-row task moves
-G by γ/160 = 0.0125, so a confirmed candidate got more answers right on two samples.
-A candidate that fails confirmation is ``rejected``; a confirmed candidate whose parent was
-replaced in the meantime is rejected as stale; one that rebuilds an existing version's exact
-weights (a no-change candidate) is rejected as identical, so a no-op is never a version.
+``margin`` defaults to 0.005 (S_0 ≈ 0.6 on the world). A candidate that fails confirmation is
+``rejected``; a confirmed candidate whose parent was replaced in the meantime is rejected as
+stale; one that rebuilds an existing version's exact weights is rejected as identical.
 
 Pay. A score is recorded and decides admission to the merge pool; it pays nothing. The
 transaction that creates a version queues its leave-one-out attribution (1 + k evaluations for
@@ -51,15 +51,16 @@ import logging
 import math
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mergenet.coordinator import attribution, heuristic
+from mergenet.coordinator import attribution, heuristic, sequential
 from mergenet.coordinator import models as m
 from mergenet.coordinator.decision_rows import dispatched
+from mergenet.coordinator.sequential import seed_recorded as seen
 from mergenet.coordinator.settings import LoopSettings
 from mergenet.coordinator.state import current_version, current_weights, evolution_evaluations
 from mergenet.coordinator.status import (
@@ -309,22 +310,27 @@ class Acceptance:
         self, cand_id: int, seed: int, outcome: EvalOutcome, scored: Scored
     ) -> None:
         with transaction(self.factory) as s:
-            cand = s.get(m.Candidate, cand_id)
-            if cand is None or cand.status != CandidateStatus.CONFIRMING:
+            cand = s.get(m.Candidate, cand_id)  # decided, or this batch again after a restart:
+            if cand is None or cand.status != CandidateStatus.CONFIRMING or seen(s, cand_id, seed):
                 return
             version = current_version(s)
             _add_evaluation(s, cand, Purpose.CONFIRMATION, seed, outcome, scored)
-            cand.confirm_gain = scored.gain
+            s.flush()
+            d = sequential.decide_recorded(s, cand_id, self.settings)
+            cand.confirm_gain = d.gain
             stale = version is None or cand.parent_hash != version.hash
-            if scored.gain <= self.settings.margin or stale:
+            if d.verdict is sequential.Verdict.CONTINUE and not stale:
+                return  # stays confirming: the loop draws the next fresh batch
+            if d.verdict is sequential.Verdict.REJECT or stale:
                 cand.status = CandidateStatus.REJECTED
-                cand.error = "parent superseded" if stale else "failed confirmation"
+                cand.error = "parent superseded" if stale else f"failed confirmation: {d.reason}"
                 return
             recipe = Recipe.model_validate(cand.recipe)
         built = self.build(recipe)  # outside the transaction (seconds of work)
-        v = self._commit_version(cand_id, built, scored)
+        sd = scored.breakdown | {"sequential": d.to_dict()}  # the version's G: Ĝ over batches
+        v = self._commit_version(cand_id, built, replace(scored, gain=d.gain, breakdown=sd))
         if v is not None:
-            log.info("accepted version %s (gain G %.4f)", built.hash[:12], scored.gain)
+            log.info("accepted version %s (G %.4f, %s)", built.hash[:12], d.gain, d.reason)
             if self.on_accept is not None:
                 self.on_accept(v)
 

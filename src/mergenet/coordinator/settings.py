@@ -73,7 +73,14 @@ class LoopSettings(BaseModel):
     confirm_rows: str = "dev"
     """Row set of confirmation (always a fresh draw); as ``rows``, drawn fresh and private."""
     margin: float = 0.005
-    """A candidate must beat the no-change model by more than this G, twice, to be accepted."""
+    """A candidate must beat the no-change model by more than this G on its selection sample
+    and, by the sequential paired test, on fresh confirmation batches to be accepted."""
+    confirm_alpha: float = Field(default=0.05, gt=0, lt=1)
+    """Confirmation's error rate (:mod:`mergenet.coordinator.sequential`): accept at
+    p < α/``confirm_max_batches``, reject early when G's 1−α upper bound is below the margin."""
+    confirm_max_batches: int = Field(default=4, ge=1)
+    """Fresh confirmation batches at most per candidate; at the cap an unshown gain is rejected.
+    Measured (``benchmarks/acceptance_power.py``, README): see "Acceptance"."""
     top_k: int = 4
     p_mutation: float = 0.15
     p_crossover: float = 0.35

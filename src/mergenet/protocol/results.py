@@ -28,6 +28,18 @@ class TaskResult:
     acc_letter: float
     acc_choice: float
     n_loss_rows: int = 0
+    correct: tuple[bool, ...] = ()
+    """Per accuracy row, in sample order: ``acc_choice`` got it right. With ``item_loss``
+    it lets a candidate and its parent, scored on the same rows, be compared item by item
+    (:mod:`mergenet.coordinator.sequential`) and "solved by the core where every contributor
+    fails" be counted later. Empty in results recorded before it existed."""
+    item_loss: tuple[float, ...] = ()
+    """Per loss row, in sample order: its answer loss (mean NLL per answer token, to 1e-6).
+    Bounded JSON: the world's 10 tasks x 64 rows are 640 floats and 160 booleans."""
+
+    def __post_init__(self) -> None:  # lists after a JSON round trip
+        object.__setattr__(self, "correct", tuple(self.correct))
+        object.__setattr__(self, "item_loss", tuple(self.item_loss))
 
 
 METRICS = ("ppl", "answer_loss", "acc_letter", "acc_choice")
