@@ -170,6 +170,7 @@ def main() -> None:
             params = sum(p.numel() for p in _load(model_dir).parameters()) / 1e6
             rows.append((name, params, len(jobs), ours, ours_totals, theirs, best_bs))
             print(f"{name} done; load average {load_average()}")
+            print_table(rows[-1:], args.batch_sizes)
     print_table(rows, args.batch_sizes)
 
 
