@@ -19,6 +19,7 @@ app = typer.Typer(no_args_is_help=True, help="Run the coordinator (API + evoluti
 class PoolKind(StrEnum):
     process = "process"
     celery = "celery"
+    petals = "petals"
 
 
 HostOpt = Annotated[str | None, typer.Option(help="Bind address (default MERGENET_HOST).")]
@@ -31,11 +32,28 @@ BudgetOpt = Annotated[
 ]
 PoolOpt = Annotated[
     PoolKind,
-    typer.Option(help="Evaluation pool: in-process workers, or Celery workers over Redis."),
+    typer.Option(
+        help="Evaluation pool: in-process workers, Celery workers over Redis, or a Petals "
+        "swarm (candidates merged and served block range by block range on its peers)."
+    ),
+]
+PeersOpt = Annotated[
+    int, typer.Option(help="--pool petals: server peers each model's blocks are split over.", min=1)
+]
+InitialPeersOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="--pool petals: join this swarm's DHT (multiaddr, repeatable) instead of starting "
+        "a bootstrap peer on loopback."
+    ),
 ]
 CapacityOpt = Annotated[
     int,
-    typer.Option(help="--pool celery: tasks kept in flight (about the workers' slots).", min=1),
+    typer.Option(
+        help="--pool celery: tasks kept in flight (about the workers' slots); --pool petals: "
+        "evaluations in flight (each starts its own candidate peers).",
+        min=1,
+    ),
 ]
 AdvertiseOpt = Annotated[
     str | None,
@@ -84,6 +102,28 @@ def _celery_factory(
     return trusted_celery_factory(advertise_url or f"http://{shown}:{port}", redis_url, capacity)
 
 
+def _petals_factory(
+    peers: int, initial_peers: list[str] | None, capacity: int
+) -> Callable[[Coordinator], EvaluationPool]:
+    """The swarm pool over the coordinator's store; its peers stop with the coordinator
+    (``Coordinator.close`` closes the pool)."""
+    from mergenet.petals.env import petals_python
+    from mergenet.petals.pool import PetalsEvaluationPool
+
+    petals_python()  # a missing .venv-petals: one clear error before anything starts
+
+    def factory(coord: Coordinator) -> EvaluationPool:
+        return PetalsEvaluationPool(
+            coord.worker_env(),
+            coord.settings.data_dir / "petals",
+            servers=peers,
+            initial_peers=initial_peers,
+            capacity=capacity,
+        )
+
+    return factory
+
+
 @app.command("up")
 def up_command(
     host: HostOpt = None,
@@ -92,6 +132,8 @@ def up_command(
     max_evaluations: BudgetOpt = None,
     pool: PoolOpt = PoolKind.process,
     capacity: CapacityOpt = 2,
+    peers: PeersOpt = 2,
+    initial_peers: InitialPeersOpt = None,
     advertise_url: AdvertiseOpt = None,
     chain: ChainOpt = False,
     epoch_seconds: EpochOpt = None,
@@ -112,6 +154,8 @@ def up_command(
     factory = None
     if pool is PoolKind.celery:
         factory = _celery_factory(settings.redis_url, bind_host, bind_port, advertise_url, capacity)
+    elif pool is PoolKind.petals:
+        factory = _petals_factory(peers, initial_peers, capacity)
     coord = Coordinator(settings, cs, pool_factory=factory).open()
     coord.start_loop()
     try:
