@@ -64,13 +64,15 @@ class LedgerHooks:
         """Accrue ``merge_reward_per_gain × credited × t`` for one contribution of ``version``.
 
         ``credited`` = max(0, marginal − noise margin) from the attribution; t counts from the
-        version the contribution was scored on (else the one it declares) to its upload, as
-        the temporal weight always has. One ledger entry ``marginal:<version>:<sha>``: paid
-        once, even if the attribution's last outcome is recorded again after a restart.
+        publication of the version the contribution DECLARES as its parent (the one it signed
+        and was fine-tuned on) to its upload, whatever version it was scored on: a delta made
+        on version 1 and uploaded a day later is a day late even if version 3 appeared a minute
+        before the upload (counting from the version it was scored on gave it t = 1,
+        :mod:`mergenet.coordinator.parents`). One ledger entry ``marginal:<version>:<sha>``:
+        paid once, even if the attribution's last outcome is recorded again after a restart.
         Returns the base units accrued.
         """
-        anchor = contribution.scored_on or contribution.parent_hash
-        parent = session.scalar(select(m.Version).where(m.Version.hash == anchor))
+        parent = session.scalar(select(m.Version).where(m.Version.hash == contribution.parent_hash))
         published = parent.created_at if parent is not None else contribution.created_at
         quote = quote_marginal(
             credited,

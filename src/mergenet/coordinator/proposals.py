@@ -135,7 +135,11 @@ def mutation(best: Recipe, parent: str, rng: np.random.Generator, cfg: ProposalS
 
 
 def scoring_recipe(parent: str, sha: str) -> Recipe:
-    """How a new contribution is scored: current + δ at weight 1 (data flow step 2)."""
+    """How a new contribution is scored: current + δ at weight 1 (data flow step 2).
+
+    ``parent`` is the current version, whatever version the contribution declares: δ =
+    θ_contributor − θ_declared_parent is applied to it as a task vector (so are merges, which
+    name deltas by hash only; :mod:`mergenet.coordinator.parents`)."""
     return Recipe(
         parent=parent,
         strategy="task_arithmetic",

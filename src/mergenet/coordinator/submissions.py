@@ -2,17 +2,18 @@
 
 Order (cheap and unauthenticated checks first, so a hostile upload costs little):
 form fields → size cap (while receiving) → sha256 → EIP-712 signature over (sha256, parent,
-nonce) under this coordinator's domain (chain id, distributor, network id) → parent is a
-known version → nonce unused → not an exact copy → pickle sniff and
-header-first safetensors validation against the parent (names, shapes, dtypes, finite,
-relative-norm cap) → not a copy of other contributors' earlier deltas (explained fraction ≥
-``copy_explained`` in task-vector space, :mod:`mergenet.coordinator.copies`: credit stays with
-the earliest; the upload is sketched outside the submission lock, inside it only the index is
-looked up). Only then are the contributor, the nonce and the
-contribution rows written and the file moved into the content-addressed store, in one
-transaction. Every rejection raises one of :data:`REJECTIONS` (each derived from an error kind
-of :mod:`mergenet.errors`, which the API maps to a 4xx status) with a message that says what to
-fix; the upload's temporary file is removed.
+nonce) under this coordinator's domain (chain id, distributor, network id) → parent is a known
+version (any earlier one: the delta is applied to the current version as a task vector, so both
+must hold the same tensors, :mod:`mergenet.coordinator.parents`) → nonce unused → not an exact
+copy → pickle sniff and header-first safetensors validation against the declared parent (names,
+shapes, dtypes, finite, relative-norm cap) → not a copy of other contributors' earlier deltas
+(explained fraction ≥ ``copy_explained`` in task-vector space,
+:mod:`mergenet.coordinator.copies`: credit stays with the earliest; the upload is sketched
+outside the submission lock, inside it only the index is looked up). Only then are the
+contributor, the nonce and the contribution rows written and the file moved into the
+content-addressed store, in one transaction. Every rejection raises one of :data:`REJECTIONS`
+(each derived from an error kind of :mod:`mergenet.errors`, which the API maps to a 4xx status)
+with a message that says what to fix; the upload's temporary file is removed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from mergenet.coordinator import models as m
 from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.coordinator.copies import DEFAULT_CANDIDATES, DEFAULT_THRESHOLD, CopyIndex
+from mergenet.coordinator.parents import check_applicable
+from mergenet.coordinator.state import current_version
 from mergenet.db import transaction
 from mergenet.deltas.errors import DeltaTooLarge, DeltaValidationError
 from mergenet.errors import (
@@ -280,9 +283,11 @@ class SubmissionService:
             parent = s.scalar(select(m.Version).where(m.Version.hash == parent_hash))
             if parent is None:
                 raise UploadConflict(
-                    f"parent {parent_hash[:16]}… is not a version of this network; fine-tune "
-                    "the current version (GET /api/versions/current) and sign its hash",
+                    f"parent {parent_hash[:16]}… is not a version of this network; pull the "
+                    "current version (`mergenet node pull`, GET /api/versions/current), "
+                    "fine-tune it and sign its hash",
                 )
+            check_applicable(self.store.root, parent, current_version(s), UploadConflict)
             if s.get(m.Nonce, (address, nonce)) is not None:
                 raise UploadConflict(
                     f"nonce {nonce} was already used by {address}; sign with a fresh nonce"

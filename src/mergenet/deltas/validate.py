@@ -11,6 +11,7 @@ For uploads, run these through :mod:`mergenet.deltas.sandbox` (a resource-limite
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -172,6 +173,35 @@ def check_values(
             "(check it is fine-tuned − parent, not the weights)"
         )
     return DeltaReport(None, len(expected), dn, pn, rel, changed)
+
+
+def architecture_mismatch(declared: Parent, current: Parent) -> str | None:
+    """Why a delta made on ``declared`` cannot be applied to ``current`` as a task vector, or
+    None: the two must hold the same tensor names, shapes and dtypes (the vocabulary is the
+    embedding's first dimension). Headers only, no tensor is read. In one network every
+    version has its base's architecture (merges keep shapes), so this refuses only a store
+    that was tampered with or a network whose base was swapped."""
+    a, b = _parent_specs(declared), _parent_specs(current)
+    if set(a) != set(b):
+        gone, new = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        return (
+            f"tensors only in the declared parent: {_fmt(gone)}; "
+            f"only in the current version: {_fmt(new)}"
+        )
+    for name, spec in a.items():
+        if spec != b[name]:
+            return (
+                f"{name}: {spec.dtype} {list(spec.shape)} in the declared parent, "
+                f"{b[name].dtype} {list(b[name].shape)} in the current version"
+            )
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def folders_mismatch(declared: str, current: str) -> str | None:
+    """:func:`architecture_mismatch` of two model folders, cached by path: only for folders
+    that never change (the coordinator's store names versions by their hash)."""
+    return architecture_mismatch(ModelSource(declared), ModelSource(current))
 
 
 def validate_lora_adapter(

@@ -7,6 +7,10 @@ network id), so the signature is valid at that coordinator only. The nonce is th
 in microseconds: unique per key without any local state to lose, and the coordinator refuses a
 reused one.
 
+A delta may be on any version of the network, not only the current one: the parent signed is
+the one it was fine-tuned on (``contribution.json``), and :func:`parent_notice` says that the
+coordinator applies it to its current version (``mergenet.coordinator.parents``).
+
 When the coordinator's ``GET /api/chain`` names an upload bond (``bond``, ``bond_wei`` > 0),
 :func:`post_bond` deposits it from the contributor's key for the artifact's sha256 before the
 upload (the coordinator answers 402 without it). A key that already holds a deposit for that
@@ -155,6 +159,9 @@ def submit_artifact(
     from mergenet.protocol.signing import sign_submission
 
     domain = domain or fetch_domain(client)
+    notice = parent_notice(client, artifact.parent_hash)
+    if notice is not None:
+        say(notice)
     post_bond(client, account, artifact.sha256, rpc_override=rpc_override, say=say)
     nonce = time.time_ns() // 1000
     signature = sign_submission(account, artifact.sha256, artifact.parent_hash, nonce, domain)
@@ -165,6 +172,23 @@ def submit_artifact(
         "signature": signature,
     }
     return client.submit(artifact.file, fields, artifact.adapter_config)
+
+
+def parent_notice(client: CoordinatorClient, parent_hash: str) -> str | None:
+    """What happens to a delta on an older version (None when it is on the current one, or
+    the current version cannot be read: the upload then says what went wrong)."""
+    try:
+        current = str(client.current_version()["hash"])
+    except (NodeError, KeyError, TypeError):
+        return None
+    if current.lower().removeprefix("0x") == parent_hash.lower().removeprefix("0x"):
+        return None
+    return (
+        f"your delta is on version {parent_hash[:16]}, not the current {current[:16]}: it will "
+        f"be applied to the current version {current[:16]} as a task vector "
+        f"(your fine-tuned weights minus {parent_hash[:16]}'s), and its temporal weight counts "
+        f"from when {parent_hash[:16]} was published"
+    )
 
 
 def follow(

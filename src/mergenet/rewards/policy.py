@@ -80,7 +80,10 @@ def quote_marginal(
     parent_published_at: datetime,
     policy: MarginalPolicy,
 ) -> RewardQuote:
-    """The reward for ``credited`` units of confirmed marginal gain (negative or NaN: 0)."""
+    """The reward for ``credited`` units of confirmed marginal gain (negative or NaN: 0).
+
+    ``parent_published_at`` is the publication time of the contribution's declared parent,
+    not of the version it was scored on (:mod:`mergenet.rewards.temporal`)."""
     t = temporal_weight(
         submitted_at, parent_published_at, half_life_s=policy.half_life_s, t_floor=policy.t_floor
     )

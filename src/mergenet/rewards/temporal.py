@@ -12,6 +12,15 @@ first miner: copying or re-submitting someone's improvement later earns strictly
 first to improve a fresh core version is paid most. ``t_floor`` > 0 keeps late but genuine
 work worth something, and t never exceeds 1, so the formula's upper bound stays R_b(e^β − 1).
 It needs only two timestamps the coordinator already stores.
+
+The parent is the version the contribution DECLARES (and signs): a delta may be made on any
+earlier version and is applied to the current one as a task vector
+(``mergenet.coordinator.parents``), and Δ still counts from the declared parent's
+publication, never from the version it happened to be scored on (that gave a delta on version 1
+uploaded a day late t = 1 when version 3 had appeared just before). A contributor may declare a
+newer parent than the one it trained on (nothing in the weights proves which), but the best t it
+can get that way is the one of a contributor who pulled the current version at once and
+uploaded at the same moment: the declared parent must already be a known version at upload.
 """
 
 from __future__ import annotations
