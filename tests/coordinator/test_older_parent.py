@@ -199,6 +199,33 @@ def test_a_current_version_of_another_architecture_refuses_older_deltas(
     assert _recorded(coordinator) == before
 
 
+def test_node_submit_on_an_older_pulled_version_signs_it_and_says_where_it_goes(
+    coordinator: Any,  # noqa: F811
+    versions: list[str],
+    tmp_path: Path,
+) -> None:
+    """The node's own submit path over a finetune output folder made on v1 (v3 current)."""
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from mergenet.coordinator.app import create_app
+    from mergenet.node.client import CoordinatorClient
+    from mergenet.node.submit import resolve_artifact, submit_artifact
+
+    v1, _, v3 = versions
+    out = tmp_path / "run"
+    out.mkdir()
+    _delta(tmp_path, coordinator, v1, seed=2).rename(out / "delta.safetensors")
+    (out / "contribution.json").write_text(json.dumps({"kind": "dense", "parent_hash": v1}))
+    node = CoordinatorClient("http://testserver")
+    node._http = TestClient(create_app(coordinator))  # the node's client, in process
+    said: list[str] = []
+    info = submit_artifact(node, account(1), resolve_artifact(out, None), say=said.append)
+    assert info["parent_hash"] == v1
+    assert any("will be applied to the current version " + v3[:16] in line for line in said)
+
+
 def test_node_submit_says_an_older_delta_is_applied_to_the_current_version() -> None:
     from mergenet.node.errors import NodeError
     from mergenet.node.submit import parent_notice
