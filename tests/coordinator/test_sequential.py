@@ -1,0 +1,203 @@
+"""Sequential paired confirmation (:mod:`mergenet.coordinator.sequential`) over a fake pool.
+
+The pool answers with per-item results (``TaskResult.correct``/``item_loss``) for parent and
+candidate on the same rows, so the decisions below are the paired test's, in milliseconds:
+a clearly better candidate is accepted after one batch, a no-change one rejected after one,
+an ambiguous one draws batches up to the cap and is rejected there, and a restart in the
+middle of a sequence resumes it without recording any batch twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from tests.coordinator.test_acceptance import BASE, TASKS, fake_build
+from tests.coordinator.test_acceptance import factory as factory  # the fixture
+
+from mergenet.coordinator import models as m
+from mergenet.coordinator.loop import EvolutionLoop
+from mergenet.coordinator.sequential import Batch, Verdict, batch_se, decide
+from mergenet.coordinator.settings import LoopSettings
+from mergenet.coordinator.state import current_version
+from mergenet.coordinator.status import EVOLUTION_KINDS, CandidateStatus, Purpose
+from mergenet.evaluator.score import ScoreParams
+from mergenet.protocol.evaluation import EvalOutcome, EvalTask
+from mergenet.protocol.results import EvalResult, TaskResult
+
+N, M = 16, 64  # accuracy rows and loss rows per task, as the loop's sample
+
+
+def items(right: int, wrong_of_right: int = 0, loss: float = 1.0) -> EvalResult:
+    """Per task: the parent's first 8 of 16 rows right, plus ``right`` more, minus
+    ``wrong_of_right`` of the parent's right ones; every loss row at ``loss``."""
+    correct = [i < 8 for i in range(N)]
+    for i in range(8, 8 + right):
+        correct[i] = True
+    for i in range(wrong_of_right):
+        correct[i] = False
+    return EvalResult(
+        tasks={
+            t: TaskResult(
+                task=t,
+                n_rows=N,
+                ppl=3.0,
+                answer_loss=loss,
+                acc_letter=0.25,
+                acc_choice=sum(correct) / N,
+                n_loss_rows=M,
+                correct=tuple(correct),
+                item_loss=(loss,) * M,
+            )
+            for t in TASKS
+        }
+    )
+
+
+PARENT = items(0)
+CLEAR = items(6, loss=0.9)  # +6 of 16 per task, loss −10%
+AMBIGUOUS = items(2, 1)  # +2 −1 per task: G > margin on average, not shown in 4 batches
+Script = Callable[[EvalTask], EvalResult]
+
+
+class ItemPool:
+    """Answers every task at once: the parent's and the scripted candidate's per-item results."""
+
+    capacity = 2
+
+    def __init__(self, script: Script):
+        self.script = script
+        self.pending: list[EvalTask] = []
+        self.submitted: list[EvalTask] = []
+
+    def submit(self, task: EvalTask) -> None:
+        self.pending.append(task)
+        self.submitted.append(task)
+
+    def in_flight(self) -> int:
+        return len(self.pending)
+
+    def outcome(self, task: EvalTask) -> EvalOutcome:
+        return EvalOutcome(task.key, self.script(task).to_dict(), PARENT.to_dict(), 0.001)
+
+    def poll(self, timeout: float) -> list[EvalOutcome]:
+        out = [self.outcome(t) for t in self.pending]
+        self.pending = []
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def confirming_as(confirmation: EvalResult) -> Script:
+    """Selection and contribution scoring see CLEAR; confirmation batches see ``confirmation``."""
+    return lambda task: confirmation if f":{Purpose.CONFIRMATION}:" in task.key else CLEAR
+
+
+def make_loop(factory: sessionmaker[Session], pool: ItemPool) -> EvolutionLoop:
+    settings = LoopSettings(strategies=("task_arithmetic",), max_evaluations=1)
+    return EvolutionLoop(factory, None, pool, settings, build=fake_build)
+
+
+def evolution(factory: sessionmaker[Session]) -> m.Candidate:
+    with factory() as s:
+        (cand,) = s.scalars(select(m.Candidate).where(m.Candidate.kind.in_(EVOLUTION_KINDS)))
+        return cand
+
+
+def confirmations(factory: sessionmaker[Session]) -> list[m.Evaluation]:
+    with factory() as s:
+        q = select(m.Evaluation).where(m.Evaluation.purpose == Purpose.CONFIRMATION)
+        return list(s.scalars(q.order_by(m.Evaluation.id)))
+
+
+def run(loop: EvolutionLoop, steps: int) -> None:
+    for _ in range(steps):
+        loop.step(0)
+
+
+def test_a_clearly_better_candidate_is_accepted_after_one_batch(factory) -> None:
+    run(make_loop(factory, ItemPool(confirming_as(CLEAR))), 8)
+    cand = evolution(factory)
+    assert cand.status == CandidateStatus.ACCEPTED
+    assert len(confirmations(factory)) == 1
+    with factory() as s:
+        v = current_version(s)
+        assert v is not None and v.hash != BASE and v.candidate_id == cand.id
+        seq = v.metrics["confirmation"]["sequential"]
+    assert seq["verdict"] == "accept" and seq["batches"] == 1 and seq["p_value"] < 0.05 / 4
+    # the per-item results are kept in the evaluation's result JSON
+    kept = EvalResult.from_dict(confirmations(factory)[0].result)
+    assert kept.tasks["a"].correct == CLEAR.tasks["a"].correct
+
+
+def test_a_no_change_candidate_is_rejected_after_one_batch(factory) -> None:
+    run(make_loop(factory, ItemPool(confirming_as(PARENT))), 8)  # selection was lucky
+    cand = evolution(factory)
+    assert cand.status == CandidateStatus.REJECTED
+    assert (cand.error or "").startswith("failed confirmation: upper bound")
+    assert len(confirmations(factory)) == 1
+    with factory() as s:
+        assert current_version(s).hash == BASE
+
+
+def test_an_ambiguous_candidate_draws_batches_up_to_the_cap(factory) -> None:
+    pool = ItemPool(confirming_as(AMBIGUOUS))
+    run(make_loop(factory, pool), 12)
+    cand = evolution(factory)
+    assert cand.status == CandidateStatus.REJECTED
+    assert (cand.error or "").startswith("failed confirmation: not shown after 4 batches")
+    seeds = [e.sample_seed for e in confirmations(factory)]
+    assert len(seeds) == 4 and len(set(seeds)) == 4  # four fresh batches
+    assert cand.confirm_gain is not None and cand.confirm_gain > LoopSettings().margin
+
+
+def test_the_decision_survives_a_restart_mid_sequence_and_is_recorded_once(factory) -> None:
+    pool = ItemPool(confirming_as(AMBIGUOUS))
+    loop = make_loop(factory, pool)
+    while len(confirmations(factory)) < 2:
+        loop.step(0)
+    assert evolution(factory).status == CandidateStatus.CONFIRMING
+    duplicate = pool.outcome(next(t for t in pool.submitted if ":confirmation:" in t.key))
+    # a new process: nothing in memory, the sequence resumes from the recorded batches
+    restarted = make_loop(factory, ItemPool(confirming_as(AMBIGUOUS)))
+    restarted.acceptance.record(duplicate)  # a batch delivered twice is recorded once
+    assert len(confirmations(factory)) == 2
+    run(restarted, 8)
+    cand = evolution(factory)
+    assert cand.status == CandidateStatus.REJECTED and len(confirmations(factory)) == 4
+    late = EvalOutcome(f"{cand.id}:{Purpose.CONFIRMATION}:7", CLEAR.to_dict(), PARENT.to_dict())
+    restarted.acceptance.record(late)  # after the decision nothing changes it
+    assert evolution(factory).status == CandidateStatus.REJECTED
+    assert len(confirmations(factory)) == 4
+
+
+def test_decide_rules() -> None:
+    assert decide([Batch(0.0, 0.0)], 0.005, 0.05, 4).verdict is Verdict.REJECT
+    assert decide([Batch(0.1, 0.0)], 0.005, 0.05, 4).verdict is Verdict.ACCEPT
+    assert decide([Batch(0.02, 0.02)], 0.005, 0.05, 4).verdict is Verdict.CONTINUE
+    assert decide([Batch(0.02, 0.02)] * 4, 0.005, 0.05, 4).verdict is Verdict.REJECT
+    assert decide([Batch(0.02, 0.002)], 0.005, 0.05, 4).verdict is Verdict.ACCEPT
+    # a batch without per-item results falls back to the single-sample rule
+    assert decide([Batch(0.02, None)], 0.005, 0.05, 4).verdict is Verdict.ACCEPT
+    with pytest.raises(ValueError):
+        decide([], 0.005, 0.05, 4)
+
+
+def test_batch_se_is_zero_for_no_change_and_none_without_items() -> None:
+    params = ScoreParams()
+    assert batch_se(PARENT, PARENT, params, 2.0) == 0.0
+    se = batch_se(PARENT, AMBIGUOUS, params, 2.0)
+    assert se is not None and 0 < se < 1 and math.isfinite(se)
+    bare = EvalResult(
+        tasks={t: TaskResult(t, 16, 3.0, 1.0, 0.25, 0.5) for t in TASKS}
+    )  # recorded before per-item results existed
+    assert batch_se(bare, bare, params, 2.0) is None
+
+
+def test_per_item_results_survive_the_json_round_trip() -> None:
+    back = EvalResult.from_dict(CLEAR.to_dict())
+    assert back == CLEAR and isinstance(back.tasks["a"].item_loss, tuple)
