@@ -9,7 +9,8 @@ finished; there is no generation barrier. Work is taken in this order:
    contribution to the merge pool when it lowers the answer loss of at least one task by
    ``pool_min_task_gain`` (relative) — contributors forget other tasks, so their overall S
    may be below the baseline and they are still exactly what a merge needs;
-2. **confirm** candidates that passed selection, on a fresh sample;
+2. **confirm** candidates that passed selection, one fresh batch at a time until the
+   sequential paired test decides (:mod:`.sequential`);
 3. **attribute** accepted versions: V and each V∖c on one fresh sample, the marginals that
    pay contributors (:mod:`.attribution`; not counted against ``max_evaluations``);
 4. re-dispatch candidates queued before a restart (then the live feed);
@@ -233,7 +234,8 @@ class EvolutionLoop:
         return self._dispatch(cand, Purpose.ATTRIBUTION, cand.sample_seed, self.config.confirm_rows)
 
     def _next_confirmation(self, s: Session) -> EvalTask | None:
-        """2. confirmations, always on a fresh sample."""
+        """2. confirmations: the next fresh batch (a new seed) of each confirming candidate
+        not in flight; it stays confirming until :mod:`.sequential` decides (≤ K batches)."""
         for cand in s.scalars(
             select(m.Candidate)
             .where(m.Candidate.status == CandidateStatus.CONFIRMING)
