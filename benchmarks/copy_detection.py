@@ -15,10 +15,16 @@ On the default world's 8 contributor deltas (``WorldSpec()``), with the coordina
 The column ``old rule`` is the largest exact cosine with any one other delta (the refused-at-
 0.99 rule this replaced). Then the sketch's accuracy (exact vs sketched cosine over the 28
 pairs) and the time of one sketch and one check with 8 and 200 stored sketches (synthetic
-sketches of the same 39 tensors). Usage::
+sketches of the same 39 tensors). The measured table, and the threshold picked from it, are in
+:mod:`mergenet.coordinator.copies`. Usage::
 
-    python benchmarks/copy_detection.py                  # ~1 min (two second fine-tunes)
+    python benchmarks/copy_detection.py                  # 36 min at load ~15 on 2 cores
     python benchmarks/copy_detection.py --families alice # one second fine-tune
+    python benchmarks/copy_detection.py --families       # none: 6 min at load ~11
+
+The two second fine-tunes dominate (40 steps each: 23 s on a quiet machine, 11–14 min at load
+~15) and are cached in the temporary folder; the exact cosines of the "old rule" column most of
+the rest.
 """
 
 from __future__ import annotations
@@ -102,7 +108,19 @@ def exact_cosine(a: Delta, b: Delta) -> float:
 
 
 def second_finetune(world: Any, name: str, seed: int) -> Delta:
-    """The contributor's tasks fine-tuned again from the base, as the world does, another seed."""
+    """The contributor's tasks fine-tuned again from the base, as the world does, another seed
+    (cached in the temporary folder: a few seconds on a quiet machine, minutes on a busy one)."""
+    from safetensors.torch import load_file, save_file
+
+    cache = Path(tempfile.gettempdir()) / f"copy-bench-{world.root.name}-{name}-{seed}.safetensors"
+    if cache.exists():
+        return load_file(cache)
+    delta = _finetune(world, name, seed)
+    save_file(delta, str(cache))
+    return delta
+
+
+def _finetune(world: Any, name: str, seed: int) -> Delta:
     from safetensors.torch import load_file
     from transformers import AutoTokenizer, LlamaForCausalLM
 
