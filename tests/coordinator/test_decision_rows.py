@@ -147,7 +147,7 @@ def test_recorded_epoch_label_and_seed_regenerate_the_scored_rows(
         assert secret not in json.dumps(task.to_json())
 
 
-def test_selection_rows_are_one_set_per_version_even_across_a_rotation(
+def test_selection_rows_are_one_set_per_seed_and_move_on_when_their_epoch_is_revealed(
     factory: sessionmaker[Session],
 ) -> None:
     pool = RecordingPool()
@@ -160,12 +160,19 @@ def test_selection_rows_are_one_set_per_version_even_across_a_rotation(
     for _ in range(6):
         loop.step(0)
     selections = [i for i, t in enumerate(pool.submitted) if ":selection:" in t.key]
-    assert min(selections) < before <= max(selections), "selections on both sides"
-    assert {pool.submitted[i].sample.seed for i in selections} == {1}
-    assert len({pool.submitted[i].sample.digest for i in selections}) == 1
+    old = [pool.submitted[i] for i in selections if i < before]
+    new = [pool.submitted[i] for i in selections if i >= before]
+    assert old and new, "selections on both sides of the rotation"
+    assert {t.sample.seed for t in old} == {1}
+    assert len({t.sample.digest for t in old}) == 1, "one seed, one set of rows"
+    assert len({t.sample.seed for t in new}) == 1 and new[0].sample.seed != 1
+    assert len({t.sample.digest for t in new}) == 1
+    assert new[0].sample.digest != old[0].sample.digest, "revealed rows are not reused"
     with factory() as s:
-        epochs = {e.purpose: e.row_epoch for e in s.scalars(select(m.Evaluation))}
-    assert epochs[Purpose.SELECTION] == 1, "pinned to the epoch of the first selection"
+        selection_epochs = {
+            e.row_epoch for e in s.scalars(select(m.Evaluation)) if e.purpose == Purpose.SELECTION
+        }
+    assert selection_epochs <= {1, 2} and 2 in selection_epochs
     fresh = [t for t in pool.submitted if ":selection:" not in t.key]
     assert len({t.sample.digest for t in fresh}) == len(fresh), "other decisions draw anew"
 

@@ -279,6 +279,7 @@ class Acceptance:
         rival = s.scalar(
             select(func.max(m.Candidate.gain)).where(
                 m.Candidate.parent_hash == cand.parent_hash,
+                m.Candidate.sample_seed == cand.sample_seed,
                 m.Candidate.kind.in_(EVOLUTION_KINDS),
                 m.Candidate.id != cand.id,
                 m.Candidate.status.in_(ALIVE),

@@ -25,10 +25,11 @@ loop_state row ``rows:<purpose>:<seed>`` records ``<epoch>|<rows_label>``. So a 
 selection sample (one seed for all its candidates) is the same rows for every candidate even
 across a rotation (paired comparisons stay paired); an attribution's 1 + k evaluations share
 rows; and :func:`dispatched` tells the acceptance which epoch and label an outcome scored,
-which it stores on the evaluation. The price: after a rotation reveals the epoch a version's
-selection sample was pinned to, that sample is public while the version lives; confirmation
-is always drawn fresh from the open epoch, so a candidate tuned to it still has to pass an
-unseen sample to be accepted.
+which it stores on the evaluation. A rotation reveals the epoch a version's selection sample
+was pinned to, so it also gives the current version a new selection seed
+(:func:`mergenet.coordinator.row_epochs.rotate`): later candidates are selected on rows of the
+new epoch, against rivals of the same seed only. Confirmation is always drawn fresh from the
+open epoch, so a candidate tuned to any revealed sample still has to pass an unseen one.
 """
 
 from __future__ import annotations

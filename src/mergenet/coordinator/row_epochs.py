@@ -83,8 +83,20 @@ def rotate(session: Session) -> tuple[m.RowEpoch, m.RowEpoch]:
     closed.revealed_at = utcnow()
     session.flush()
     opened = _open(session, closed.number + 1)
+    _reseed_selection(session)
     log.info("row epoch %d revealed, %d opened", closed.number, opened.number)
     return closed, opened
+
+
+def _reseed_selection(session: Session) -> None:
+    """Give the current version a new selection seed, so its later candidates are selected
+    on rows of the newly opened epoch: the rows pinned to the old seed were drawn from the
+    epoch just revealed, and are public from now on. Selection compares a candidate only
+    with rivals of the same seed (:mod:`mergenet.coordinator.acceptance`), so comparisons
+    stay paired."""
+    version = session.scalars(select(m.Version).order_by(m.Version.id.desc()).limit(1)).first()
+    if version is not None:
+        version.selection_seed = secrets.randbits(62)
 
 
 def revealed(session: Session, number: int) -> m.RowEpoch | None:
