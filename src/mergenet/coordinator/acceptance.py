@@ -41,9 +41,7 @@ batch. An outcome for a candidate no longer in the state it was dispatched for (
 after a restart) changes nothing. The version's weights are built outside any transaction
 (seconds of work) and its row is committed only after they are complete in the store.
 
-This module needs no evaluation pool, model or store: the version builder is passed in, so the
-rules above are unit-tested over a fake pool (``tests/coordinator/test_acceptance.py``).
-"""
+No pool, model or store needed: the builder is passed in; tested over fake pools."""
 
 from __future__ import annotations
 
