@@ -13,6 +13,8 @@ and Python runs both package roots first. Modules:
 * ``client`` — ``PetalsScorer`` (the ``mergenet-petals/1`` process boundary) and
   ``PetalsRemoteLM``, a torch module the evaluator's ``evaluate_items`` scores through.
 * ``candidates`` — per-peer materialisation of one block range of a merge candidate.
+* ``pool`` — ``PetalsEvaluationPool``, the coordinator's evaluation pool over a swarm
+  (``mergenet coordinator up --pool petals``).
 * ``cli`` — ``mergenet petals up|down|status``.
 * ``side/`` — the code that runs in the Petals environment (server, DHT peer, scorer).
 """

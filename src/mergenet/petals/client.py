@@ -61,7 +61,11 @@ class PetalsScorer:
         max_tokens: int = 1024,
         threads: int = 1,
         timeout: float = 120.0,
+        max_retries: int | None = None,
     ):
+        """``max_retries``: Petals' client retries a failed route forever by default; with a
+        bound, a dead server peer becomes a ``ScorerError`` after a few backoffs, not a hang
+        until ``timeout`` (the Petals pool retries the whole task)."""
         argv = [
             *petals_module("scorer"),
             "--model",
@@ -79,13 +83,16 @@ class PetalsScorer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
         self.stats = ForwardStats()
+        environ = petals_environ(threads)
+        if max_retries is not None:
+            environ["PETALS_MAX_RETRIES"] = str(max_retries)
         with open(self.log, "ab") as err:
             self.proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
-                env=petals_environ(threads),
+                env=environ,
                 start_new_session=True,
             )
         self._sel = selectors.DefaultSelector()
