@@ -157,7 +157,20 @@ class Coordinator:
             )
             if self.epochs.bonds is not None and self.epochs.bonds.amount > 0:
                 self.submissions.bonds = self.epochs.bonds  # 402 without a deposit on chain
+            self._commit_open_epoch()
         return self
+
+    def _commit_open_epoch(self) -> None:
+        """Put the open row epoch's commitment on chain before the loop scores any row, so
+        the secret is fixed before it is used (best effort: a chain that is down gets it at the
+        next publishing round, and ``mergenet audit`` warns when a commitment came late)."""
+        assert self.epochs is not None
+        if self.epochs.contracts.seeds is None:
+            return
+        try:
+            self.epochs.sync_seeds()
+        except Exception as exc:
+            log.warning("row epoch commitment not sent yet, will retry: %s", exc)
 
     def _decision_rows(self) -> DecisionRows:
         """The decision-row source for the dev rows (generator or private pool), and the
