@@ -232,8 +232,8 @@ def test_registered_drawable_dtype_and_finite(name):
 
     s = registry.get(name)
     assert name in registry.names() and s.min_deltas == 1 and s.max_deltas is None
-    assert (s.kernel is not None) == (name in KERNELS)
-    assert (name in registry.fast_strategies()) == (name in KERNELS)
+    # opt-in for the loop (see _direct): not in the default set, selectable by name
+    assert s.kernel is None and name not in registry.fast_strategies()
     base, _, deltas = random_models(3, seed=7)
     base16 = {n: t.to(torch.bfloat16) for n, t in base.items()}
     for k in (1, 3):
@@ -259,3 +259,11 @@ def test_mergekit_runs_the_same_method(name):
     models = {"base": base, **{f"m{j}": ft for j, ft in enumerate(fts)}}
     theirs = merge_state_dicts(models, s.mergekit_method, parameters=p, base="base")
     assert max(float((ours[n] - theirs[n]).abs().max()) for n in ours) <= 1e-6
+
+
+def test_the_loop_draws_them_only_when_named():
+    from mergenet.coordinator.loop import default_strategies
+    from mergenet.coordinator.settings import LoopSettings
+
+    assert not set(KERNELS + DEPTH) & set(default_strategies())
+    assert LoopSettings(strategies=KERNELS + DEPTH).strategies == KERNELS + DEPTH

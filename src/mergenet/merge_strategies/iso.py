@@ -28,9 +28,9 @@ from typing import Any
 import torch
 
 from mergenet.merge_strategies._common import lam
+from mergenet.merge_strategies._direct import DirectStrategy
 from mergenet.merge_strategies._spectral import is_matrix, procrustes, svd, weighted
 from mergenet.merge_strategies.space import ParamSpace, f
-from mergenet.merge_strategies.strategy import Strategy
 
 ISO_C_NAME = "mergenet_iso_c"
 ISO_CTS_NAME = "mergenet_iso_cts"
@@ -103,15 +103,15 @@ def iso_cts_kernel(
     return _kernel(base, deltas, weights, params, task_specific=True)
 
 
-ISO_C = Strategy(
+ISO_C = DirectStrategy(
     name="iso_c",
     mergekit_method=ISO_C_NAME,
     space=ParamSpace((lam(),)),
     description="Iso-C: the summed task matrix with its singular values set to their mean.",
-    kernel=iso_c_kernel,
+    method=iso_c_kernel,
 )
 
-ISO_CTS = Strategy(
+ISO_CTS = DirectStrategy(
     name="iso_cts",
     mergekit_method=ISO_CTS_NAME,
     space=ParamSpace(
@@ -121,5 +121,5 @@ ISO_CTS = Strategy(
         )
     ),
     description="Iso-CTS: common plus task-specific directions, flat spectrum.",
-    kernel=iso_cts_kernel,
+    method=iso_cts_kernel,
 )

@@ -4,7 +4,7 @@ Each is registered with mergekit (through ``mergekit_plugin.ensure_registered``)
 strategy's ``mergekit_method`` name, with the strategy's parameter names and defaults, so a
 recipe that uses one exports as mergekit YAML that ``mergenet merge --mergekit-yaml`` runs.
 Unlike ``mergekit_plugin``'s consensus and ExPO, there is no second, independent reference
-implementation here: the mergekit method calls the same kernel on ``model − base`` (so the
+implementation here: the mergekit method calls the same in-memory method on ``model − base`` (so the
 two paths agree by construction; the property tests in
 ``tests/merge_strategies/test_new_methods.py`` are what hold the kernels to the papers).
 LiNeS and layer-wise task arithmetic need a tensor's depth, which a mergekit method is not
@@ -25,13 +25,13 @@ from mergekit.merge_methods.base import (
 )
 
 from mergenet.merge_strategies import iso, pcb, tall, tsv
-from mergenet.merge_strategies.strategy import Strategy
+from mergenet.merge_strategies._direct import DirectStrategy
 
 _PY = {"float": float, "int": int, "bool": bool}
 
 
-def _method(strategy: Strategy) -> FunctionalGroupMergeMethod:
-    kernel = strategy.kernel
+def _method(strategy: DirectStrategy) -> FunctionalGroupMergeMethod:
+    kernel = strategy.method
     assert kernel is not None
 
     def run(group: TensorGroup, *, weight: Any, **params: Any) -> torch.Tensor:

@@ -32,9 +32,9 @@ from typing import Any
 import torch
 
 from mergenet.merge_strategies._common import lam
+from mergenet.merge_strategies._direct import DirectStrategy
 from mergenet.merge_strategies._spectral import weighted
 from mergenet.merge_strategies.space import ParamSpace, f
-from mergenet.merge_strategies.strategy import Strategy
 
 MERGEKIT_NAME = "mergenet_pcb"
 DEFAULT_DROP = 0.1
@@ -86,7 +86,7 @@ def pcb_kernel(
     return base.detach().float() + float(params["lambda"]) * delta
 
 
-STRATEGY = Strategy(
+STRATEGY = DirectStrategy(
     name="pcb",
     mergekit_method=MERGEKIT_NAME,
     space=ParamSpace(
@@ -102,5 +102,5 @@ STRATEGY = Strategy(
         )
     ),
     description="PCB: intra/inter-task balancing, drop the lowest, balanced mean.",
-    kernel=pcb_kernel,
+    method=pcb_kernel,
 )

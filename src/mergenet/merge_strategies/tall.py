@@ -27,9 +27,9 @@ from typing import Any
 import torch
 
 from mergenet.merge_strategies._common import lam
+from mergenet.merge_strategies._direct import DirectStrategy
 from mergenet.merge_strategies._spectral import weighted
 from mergenet.merge_strategies.space import ParamSpace, f, i
-from mergenet.merge_strategies.strategy import Strategy
 
 MERGEKIT_NAME = "mergenet_tall_consensus"
 DEFAULT_MASK_LAMBDA = 0.4
@@ -60,7 +60,7 @@ def tall_kernel(
     return base.detach().float() + float(params["lambda"]) * delta
 
 
-STRATEGY = Strategy(
+STRATEGY = DirectStrategy(
     name="tall_consensus",
     mergekit_method=MERGEKIT_NAME,
     space=ParamSpace(
@@ -71,5 +71,5 @@ STRATEGY = Strategy(
         )
     ),
     description="Consensus TA: keep τ_MTL where ≥ k tasks' TALL masks agree.",
-    kernel=tall_kernel,
+    method=tall_kernel,
 )
