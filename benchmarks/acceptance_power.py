@@ -57,7 +57,7 @@ def _recipes(world: Path, parent: str) -> dict[str, Any]:
     return {"recipes": recipes, "resolve": lambda s: by_sha[s]}
 
 
-def main() -> None:  # noqa: PLR0915 - a benchmark script, read top to bottom
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--world", default="~/.cache/mergenet/worlds/world-db45132220f1")
     ap.add_argument("--trials", type=int, default=20, help="trials per non-null candidate")
@@ -85,7 +85,7 @@ def main() -> None:  # noqa: PLR0915 - a benchmark script, read top to bottom
     torch.set_num_threads(max(1, torch.get_num_threads()))
     world = Path(args.world).expanduser()
     cfg = LoopSettings()
-    model = AutoModelForCausalLM.from_pretrained(world / "base", torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(world / "base", dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(world / "base")
     parent_state = {k: v.clone() for k, v in checkpoint_state(model).items()}
     tasks = sorted({r["subject"] for r in _read(world / "dharma" / "dev.jsonl")})
@@ -136,12 +136,18 @@ def main() -> None:  # noqa: PLR0915 - a benchmark script, read top to bottom
                     se = batch_se(out.parent(), out.candidate(), cfg.score, cfg.accuracy_weight)
                     batches.append(Batch(g, se))
                     if trial == 0 and b == 0:
+                        acc = out.candidate().macro("acc_choice"), out.parent().macro("acc_choice")
                         print(
-                            f"  {n} batch 0: G {g:+.4f}, SE {se}, {out.candidate().macro('acc_choice'):.3f} vs {out.parent().macro('acc_choice'):.3f}"
+                            f"  {n} batch 0: G {g:+.4f}, SE {se}, acc {acc[0]:.3f} vs {acc[1]:.3f}"
                         )
                     d = decide(batches, cfg.margin, alpha, args.max_batches)
                     if d.verdict != "continue":
                         break
+                print(
+                    f"    {n} trial {trial}: {d.verdict} after {d.batches} "
+                    f"(Ĝ {d.gain:+.4f}, SE {d.se:.4f}, p {d.p_value:.3g})",
+                    flush=True,
+                )
                 accepted += d.verdict == "accept"
                 used += d.batches
                 gains.append(d.gain)

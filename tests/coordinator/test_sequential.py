@@ -9,6 +9,7 @@ middle of a sequence resumes it without recording any batch twice.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -196,6 +197,11 @@ def test_batch_se_is_zero_for_no_change_and_none_without_items() -> None:
         tasks={t: TaskResult(t, 16, 3.0, 1.0, 0.25, 0.5) for t in TASKS}
     )  # recorded before per-item results existed
     assert batch_se(bare, bare, params, 2.0) is None
+    # made-up items that disagree with the aggregates (to shrink the SE) are not used
+    forged = EvalResult(
+        tasks={t: dataclasses.replace(r, correct=(True,) * N) for t, r in AMBIGUOUS.tasks.items()}
+    )
+    assert batch_se(PARENT, forged, params, 2.0) is None
 
 
 def test_per_item_results_survive_the_json_round_trip() -> None:

@@ -54,7 +54,7 @@ from mergenet.coordinator import models as m
 from mergenet.coordinator.settings import LoopSettings
 from mergenet.coordinator.status import Purpose
 from mergenet.evaluator.score import ScoreParams, relative_gain, sigmoid
-from mergenet.protocol.results import EvalResult
+from mergenet.protocol.results import EvalResult, TaskResult
 
 _NORMAL = NormalDist()
 
@@ -93,11 +93,22 @@ def _var(values: Sequence[float]) -> float:
     return variance(values) if len(values) > 1 else 0.0
 
 
+def _consistent(r: TaskResult) -> bool:
+    """Per-item results that agree with the task's own aggregates (a worker cannot shrink the
+    SE with made-up items without also changing the numbers the trust checks compare)."""
+    return (
+        len(r.correct) == r.n_rows > 0
+        and len(r.item_loss) == r.n_loss_rows > 0
+        and abs(sum(r.correct) / r.n_rows - r.acc_choice) < 1e-9
+        and all(math.isfinite(x) and x >= 0 for x in r.item_loss)
+    )
+
+
 def batch_se(
     parent: EvalResult, candidate: EvalResult, params: ScoreParams, accuracy_weight: float
 ) -> float | None:
     """SE of G's noisy part on one batch from the paired per-item differences (module doc);
-    None when either result lacks per-item data or their items do not line up."""
+    None when either result lacks per-item data, or it disagrees with the aggregates."""
     tasks = sorted(parent.tasks)
     weights = params.weights_for(tasks)
     x = relative_gain(parent, candidate, "answer_loss", weights)
@@ -105,7 +116,7 @@ def batch_se(
     var_a = var_l = 0.0
     for t in tasks:
         p, c = parent.tasks[t], candidate.tasks.get(t)
-        if c is None or not p.correct or not p.item_loss:
+        if c is None or not (_consistent(p) and _consistent(c)):
             return None
         if len(c.correct) != len(p.correct) or len(c.item_loss) != len(p.item_loss):
             return None

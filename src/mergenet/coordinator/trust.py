@@ -59,8 +59,9 @@ LOSS_RTOL = 1e-3
 """Relative tolerance on ppl, answer loss and ‖δ‖: the same recipe on the same seeded rows
 differs across CPUs/thread counts by float32 rounding (~1e-6 relative); 1e-3 is far above
 that and far below the loop's margins, so S agrees to ~1e-3 between honest workers."""
-EXACT = ("n_rows", "n_loss_rows", "acc_letter", "acc_choice")
-"""Compared exactly: counts and accuracies over the same rows are fractions of integers."""
+EXACT = ("n_rows", "n_loss_rows", "acc_letter", "acc_choice", "correct")
+"""Compared exactly: counts and accuracies over the same rows are fractions of integers (and
+the per-item ``correct`` flags the sequential confirmation pairs, :mod:`.sequential`)."""
 CHECKED = (Purpose.CONTRIBUTION, Purpose.CONFIRMATION, Purpose.ATTRIBUTION)
 
 
@@ -78,6 +79,12 @@ def _results_differ(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str |
         for f in ("ppl", "answer_loss"):
             if not math.isclose(x.get(f, math.nan), y.get(f, math.nan), rel_tol=LOSS_RTOL):
                 return f"{name}.{f} {x.get(f)} against {y.get(f)}"
+        lx, ly = x.get("item_loss") or [], y.get("item_loss") or []
+        if len(lx) != len(ly) or any(
+            not math.isclose(u, v, rel_tol=LOSS_RTOL, abs_tol=1e-5)
+            for u, v in zip(lx, ly, strict=False)
+        ):
+            return f"{name}.item_loss differs"
     return None
 
 
