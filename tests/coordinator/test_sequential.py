@@ -183,7 +183,8 @@ def test_decide_rules() -> None:
     assert decide([Batch(0.02, 0.02)] * 4, 0.005, 0.05, 4).verdict is Verdict.REJECT
     assert decide([Batch(0.02, 0.002)], 0.005, 0.05, 4).verdict is Verdict.ACCEPT
     # a batch without per-item results falls back to the single-sample rule
-    assert decide([Batch(0.02, None)], 0.005, 0.05, 4).verdict is Verdict.ACCEPT
+    fallback = decide([Batch(0.02, None)], 0.005, 0.05, 4)
+    assert fallback.verdict is Verdict.ACCEPT and fallback.to_dict()["se"] is None  # no NaN
     with pytest.raises(ValueError):
         decide([], 0.005, 0.05, 4)
 

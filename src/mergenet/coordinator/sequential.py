@@ -86,7 +86,12 @@ class Decision:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"verdict": str(self.verdict)}
+        """JSON-safe (PostgreSQL's JSON rejects NaN: a number not computed is None)."""
+        d = {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in asdict(self).items()
+        }
+        return d | {"verdict": str(self.verdict)}
 
 
 def _var(values: Sequence[float]) -> float:
