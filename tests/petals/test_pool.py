@@ -10,6 +10,7 @@ a wrong result. ``close()`` leaves no process behind.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -141,3 +142,63 @@ def test_the_swarm_scores_as_the_process_pool_does(
     assert not [g for g in groups if procs.group_alive(g)], "a peer group survived close()"
     left = [pid for pid, _ in procs.p2pd_processes() if pid not in before]
     assert not left, f"p2pd left running: {left}"
+
+
+def test_coordinator_up_with_the_petals_pool_starts_and_stops_its_swarm(
+    world: Any, petals_py: Path, tmp_path: Path
+) -> None:
+    """``mergenet coordinator up --pool petals``: a bootstrap peer of its own on loopback,
+    and no Petals process (p2pd daemon) left once the coordinator is stopped (SIGTERM)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {
+        "MERGENET_DATA_DIR": str(tmp_path / "data"),
+        "MERGENET_COORDINATOR_BASE_DIR": str(world.base_dir),
+        "MERGENET_COORDINATOR_DEV_ROWS": str(world.dharma_path("dev")),
+        "MERGENET_COORDINATOR_HELDOUT_ROWS": str(world.dharma_path("heldout")),
+    }
+    env.pop("MERGENET_DATABASE_URL", None)
+    argv = [sys.executable, "-m", "mergenet.cli", "coordinator", "up", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--pool", "petals", "--peers", "2", "--capacity", "1"]
+    log = tmp_path / "coordinator.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline, up = time.monotonic() + 300, False
+        while time.monotonic() < deadline and proc.poll() is None and not up:
+            with contextlib.suppress(httpx.HTTPError):
+                up = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            time.sleep(0.5)
+        assert up, log.read_text()[-3000:]
+        dht_log = tmp_path / "data" / "petals" / "logs" / "dht.log"
+        assert "visible multiaddresses" in dht_log.read_text()
+        groups = {os.getpgid(pid) for pid in _ours(tmp_path)}  # the bootstrap peer's group
+        assert groups and [pid for pid, pgid in procs.p2pd_processes() if pgid in groups]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=240)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (_ours(tmp_path) or any(map(procs.group_alive, groups))):
+        time.sleep(0.5)
+    assert not _ours(tmp_path), "a Petals process outlived the coordinator"
+    assert not [g for g in groups if procs.group_alive(g)], "a peer group (p2pd) survived"
+
+
+def _ours(folder: Path) -> list[int]:
+    """PIDs whose command line names ``folder`` (the pool's peers and scorers do)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(folder).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found

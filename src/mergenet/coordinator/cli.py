@@ -124,6 +124,19 @@ def _petals_factory(
     return factory
 
 
+def _unwind_on_sigterm() -> None:
+    """SIGTERM raises ``SystemExit`` so ``coord.close()`` runs. uvicorn handles SIGTERM, shuts
+    down, restores the previous handler and re-raises the signal; with the default handler
+    that killed the process inside ``uvicorn.run`` and the ``finally`` never ran — measured:
+    ``--pool petals`` left its bootstrap peer (own session) running after a SIGTERM."""
+    import signal
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 @app.command("up")
 def up_command(
     host: HostOpt = None,
@@ -156,6 +169,7 @@ def up_command(
         factory = _celery_factory(settings.redis_url, bind_host, bind_port, advertise_url, capacity)
     elif pool is PoolKind.petals:
         factory = _petals_factory(peers, initial_peers, capacity)
+    _unwind_on_sigterm()
     coord = Coordinator(settings, cs, pool_factory=factory).open()
     coord.start_loop()
     try:
