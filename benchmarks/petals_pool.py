@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -111,6 +112,7 @@ def main() -> None:
         timings = swarm_pool.timings[1:]
     finally:
         swarm_pool.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     errors = [o.error for o in local_out + swarm_out if o.error]
     assert not errors, errors
     report(args, world, load, local_s, swarm_s, timings)
