@@ -267,3 +267,13 @@ def test_the_loop_draws_them_only_when_named():
 
     assert not set(KERNELS + DEPTH) & set(default_strategies())
     assert LoopSettings(strategies=KERNELS + DEPTH).strategies == KERNELS + DEPTH
+
+
+@pytest.mark.parametrize("name", ["lines", "task_arithmetic_layerwise"])
+def test_export_refuses_a_strategy_mergekit_cannot_run(name: str) -> None:
+    from mergenet.merge_strategies.export import mergekit_config
+    from mergenet.merge_strategies.recipe import Contribution, Recipe
+
+    recipe = Recipe(parent="0" * 64, strategy=name, contributions=[Contribution(sha256="1" * 64)])
+    with pytest.raises(ValueError, match="no mergekit method"):
+        mergekit_config(recipe, "base", ["m1"])

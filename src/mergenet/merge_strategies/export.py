@@ -43,6 +43,7 @@ def mergekit_config(
         )
     c = recipe.canonical()
     strategy = registry.get(c.strategy)
+    _check_exportable(strategy.name, strategy.mergekit_method)
     if len(model_paths) != len(c.contributions):
         raise ValueError(f"{len(c.contributions)} contributions but {len(model_paths)} model paths")
     models = []
@@ -60,6 +61,23 @@ def mergekit_config(
         config["parameters"] = params
     config["dtype"] = dtype
     return config
+
+
+def _check_exportable(name: str, method: str) -> None:
+    """Refuse a strategy whose mergekit method mergekit does not know (``lines`` and
+    ``task_arithmetic_layerwise`` have none of the same meaning), instead of writing a YAML
+    that mergekit cannot run."""
+    from mergekit.merge_methods import registered_methods
+
+    from mergenet.merge_strategies.mergekit_plugin import ensure_registered
+
+    ensure_registered()
+    if method not in {m.spec.name for m in registered_methods()}:
+        raise ValueError(
+            f"strategy {name!r} has no mergekit method (its name {method!r} is mergenet's "
+            "own), so it cannot be exported as a mergekit configuration; merge it with "
+            "`mergenet merge` instead"
+        )
 
 
 def to_yaml(config: dict[str, Any]) -> str:
