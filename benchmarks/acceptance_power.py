@@ -17,6 +17,11 @@ Candidates (base = the world's base, as a fresh network's first version):
 * ``alice-0.6``: alice at 0.6 (task arithmetic) — held-out +0.043 accuracy but ΔS ≈ −0.09, so
   its G is near 0: ambiguous by construction.
 
+Measured (world db45132220f1, AMD EPYC, 2 cores at load ~15, 23 evaluations in 778 s, with
+``--trials 3 --null-trials 3 --alpha 0.05 0.1``): no-change 0 of 3 accepted, 1 batch each
+(results identical to the parent's); ``ta-8`` 1 of 3 accepted (after 3 batches), 3.67 batches
+on average, Ĝ +0.019, +0.070, −0.019, per-batch SE ~0.043; α 0.05 and 0.1 decided alike.
+
 Usage::
 
     python benchmarks/acceptance_power.py --trials 20 --null-trials 50 --alpha 0.05 --max-batches 4
