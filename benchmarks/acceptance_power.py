@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--null-trials", type=int, default=50, help="trials of no-change")
     ap.add_argument("--alpha", type=float, nargs="+", default=[0.05])
     ap.add_argument("--max-batches", type=int, default=4)
+    ap.add_argument("--sample-n", type=int, default=0, help="accuracy rows per task (0: loop's)")
     ap.add_argument("--only", nargs="*", default=["ta-8", "no-change"])
     args = ap.parse_args()
 
@@ -89,7 +90,7 @@ def main() -> None:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     world = Path(args.world).expanduser()
-    cfg = LoopSettings()
+    cfg = LoopSettings(**({"sample_n": args.sample_n} if args.sample_n else {}))
     model = AutoModelForCausalLM.from_pretrained(world / "base", dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(world / "base")
     parent_state = {k: v.clone() for k, v in checkpoint_state(model).items()}
