@@ -80,7 +80,22 @@ def _sample(ev: m.Evaluation, sample: dict[str, Any], pool: PoolRows | None) -> 
         "seed": ev.sample_seed,
         "rows": rows,
         **sample,
+        **_recorded_n(ev),
     }
+
+
+def _recorded_n(ev: m.Evaluation) -> dict[str, int]:
+    """The ``n`` an evaluation was scored with, read off its own result: each task scored
+    min(n, rows held) accuracy rows, so the largest ``n_rows`` re-draws the same sample
+    (confirmations score more rows than selections; the loop's setting may also change
+    between restarts). Empty when the result names no task (the shared default applies)."""
+    tasks = (ev.result or {}).get("tasks") or {}
+    counts: list[int] = [
+        t["n_rows"]
+        for t in tasks.values()
+        if isinstance(t, dict) and isinstance(t.get("n_rows"), int) and t["n_rows"] > 0
+    ]
+    return {"n": max(counts)} if counts else {}
 
 
 def evaluation_json(

@@ -174,7 +174,8 @@ class EvolutionLoop:
         name (the feed's held-out set) goes by name, for workers that hold it on disk.
         """
         self._in_flight.add(cand.id)
-        n = self.config.sample_n
+        cfg = self.config
+        n = cfg.confirm_sample_n if purpose == Purpose.CONFIRMATION else cfg.sample_n
         if rows in (self.config.rows, self.config.confirm_rows):
             session = object_session(cand)
             if session is None:
