@@ -31,8 +31,11 @@ PASSWORD = "correct horse battery staple"
 BUDGET = 40
 """Loop evaluations: with one contribution every candidate is a weighting of it. 24 ran out
 once in three CI proofs before any candidate passed selection and confirmation."""
-STEPS = "60"
-"""Fine-tuning steps: 30 gave a delta whose gain sat near the acceptance margin."""
+STEPS = "120"
+"""Fine-tuning steps: a delta must carry a real gain, since confirmation is a sequential paired
+test that does not accept noise. At 30 steps (what this test ran, while this constant was
+unused) 19 confirmations of weightings of the delta saw G from −0.024 to +0.014 and none was
+accepted, so no reward was ever published; the old single-sample rule had accepted one by luck."""
 
 
 def mergenet(env: dict[str, str], *args: str, check: bool = True, stdin: str = "") -> Any:
@@ -113,7 +116,7 @@ def test_a_new_contributor_pulls_finetunes_submits_and_claims(world: Any, tmp_pa
             "--data",
             str(rows),
             "--steps",
-            "30",
+            STEPS,
             "--out",
             str(tmp_path / "ft"),
         ).stdout
