@@ -40,7 +40,7 @@ def test_rewards_accrue_then_coordinator_start_on_a_fresh_data_dir(tmp_path: Pat
     assert done.returncode == 0, done.stderr
 
     rows = tmp_path / "dev.jsonl"
-    rows.write_text("")
+    rows.write_text('{"input": "1+1=\\nAnswer:", "output": "2", "subject": "add"}\n')
     coord = Coordinator(
         Settings(data_dir=data, database_url=None),
         CoordinatorSettings(base_dir=_tiny_base(tmp_path / "base"), dev_rows=rows, workers=0),
