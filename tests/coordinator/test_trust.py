@@ -35,3 +35,20 @@ def test_a_moved_number_disagrees() -> None:
 
 def test_a_failure_is_not_a_number_to_compare() -> None:
     assert disagreement(EvalOutcome(key="k", error="boom"), outcome()) is None
+
+
+def test_per_item_flags_as_a_json_list_agree_with_the_same_flags_as_a_tuple() -> None:
+    """A Celery worker's result arrives as JSON (lists), the trusted pool's as Python
+    (tuples): the same flags must not read as a disagreement (it barred honest workers)."""
+    from mergenet.coordinator.trust import disagreement
+    from mergenet.protocol.evaluation import EvalOutcome
+
+    task = {"n_rows": 2, "n_loss_rows": 2, "acc_letter": 0.5, "acc_choice": 0.5, "ppl": 3.0}
+    task |= {"answer_loss": 1.0}
+    as_json = {"tasks": {"add": task | {"correct": [True, False], "item_loss": [0.5, 1.5]}}}
+    as_tuple = {"tasks": {"add": task | {"correct": (True, False), "item_loss": (0.5, 1.5)}}}
+    claimed = EvalOutcome("k", as_json, as_json, 0.1)
+    trusted = EvalOutcome("k", as_tuple, as_tuple, 0.1)
+    assert disagreement(claimed, trusted) is None
+    flipped = {"tasks": {"add": task | {"correct": [False, True], "item_loss": [0.5, 1.5]}}}
+    assert disagreement(EvalOutcome("k", flipped, as_json, 0.1), trusted) is not None

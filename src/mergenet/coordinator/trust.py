@@ -65,6 +65,12 @@ the per-item ``correct`` flags the sequential confirmation pairs, :mod:`.sequent
 CHECKED = (Purpose.CONTRIBUTION, Purpose.CONFIRMATION, Purpose.ATTRIBUTION)
 
 
+def _plain(value: Any) -> Any:
+    """Sequences as lists: per-item flags arrive as a JSON list from a Celery worker and as a
+    tuple from the in-process pool; ``[True] != (True,)`` would bar every honest worker."""
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def _results_differ(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str | None:
     if a is None or b is None:
         return None if a is b else "one side has no result"
@@ -74,7 +80,7 @@ def _results_differ(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str |
     for name, x in ta.items():
         y = tb[name]
         for f in EXACT:
-            if x.get(f) != y.get(f):
+            if _plain(x.get(f)) != _plain(y.get(f)):
                 return f"{name}.{f} {x.get(f)} against {y.get(f)}"
         for f in ("ppl", "answer_loss"):
             if not math.isclose(x.get(f, math.nan), y.get(f, math.nan), rel_tol=LOSS_RTOL):
