@@ -79,9 +79,9 @@ def settle_rewards(run: Chaos, timeout: float) -> None:
 
 
 def ledger_checks(run: Chaos) -> dict[str, int]:
-    """0 double payments: one accrual per contribution, equal to the contribution's reward;
-    each account's on-chain claimed total equals its cumulative amount in the newest epoch,
-    which equals the sum of its accruals."""
+    """0 double payments: one accrual per (version, contribution), summing to the
+    contribution's reward; each account's on-chain claimed total equals its cumulative amount
+    in the newest epoch, which equals the sum of its accruals."""
     from mergenet.node.claim import contracts_from
     from mergenet.node.client import CoordinatorClient
 
@@ -93,13 +93,21 @@ def ledger_checks(run: Chaos) -> dict[str, int]:
             )
         ).all()
         assert not dup, f"contributions paid twice: {dup}"
-        mismatch = conn.execute(
-            sa.text(
-                "select c.sha256 from contributions c left join reward_accruals a "
-                "on a.contribution_id = c.sha256 where c.reward is not null "
-                "and (a.amount is null or cast(a.amount as text) <> c.reward)"
+        # a contribution's reward is the sum of its ledger entries: one per accepted version
+        # that paid its leave-one-out marginal (``marginal:<version>:<sha256>``)
+        paid: dict[str, int] = {}
+        for entry, amount in conn.execute(
+            sa.text("select contribution_id, amount from reward_accruals")
+        ):
+            sha = str(entry).rsplit(":", 1)[-1]
+            paid[sha] = paid.get(sha, 0) + int(amount)
+        mismatch = [
+            sha
+            for sha, reward in conn.execute(
+                sa.text("select sha256, reward from contributions where reward is not null")
             )
-        ).all()
+            if paid.get(sha, 0) != int(reward)
+        ]
         assert not mismatch, f"reward and ledger differ: {mismatch}"
         # summed exactly in Python: SQLite turns a numeric sum above 2**63 into a float
         sums: dict[str, int] = {}
