@@ -101,10 +101,11 @@ def _sybil(ds: list[Delta], i: int, g: torch.Generator) -> Delta:
 
 
 def exact_cosine(a: Delta, b: Delta) -> float:
-    dot = sum(float((a[k].double() * b[k].double()).sum()) for k in a)
-    na = sum(float(v.double().pow(2).sum()) for v in a.values())
-    nb = sum(float(v.double().pow(2).sum()) for v in b.values())
-    return dot / (na * nb) ** 0.5 if na and nb else 0.0
+    """The old rule's whole-delta cosine (``deltas.validate.delta_cosine``)."""
+    from mergenet.deltas.sources import MemoryDelta
+    from mergenet.deltas.validate import delta_cosine
+
+    return delta_cosine(MemoryDelta(a), MemoryDelta(b))
 
 
 def second_finetune(world: Any, name: str, seed: int) -> Delta:
