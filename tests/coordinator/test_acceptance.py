@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +24,13 @@ from mergenet.coordinator.loop import EvolutionLoop
 from mergenet.coordinator.settings import LoopSettings
 from mergenet.coordinator.state import current_version, current_weights
 from mergenet.coordinator.status import CandidateStatus, ContributionStatus, Purpose
-from mergenet.db import make_engine, make_session_factory, transaction
+from mergenet.db import transaction
 from mergenet.evaluator.score import ScoreParams
 from mergenet.merge_strategies.recipe import Recipe
-from mergenet.migrate import upgrade
 from mergenet.protocol.evaluation import EvalOutcome, EvalTask
 from mergenet.protocol.results import EvalResult, TaskResult
+
+from .loop_db import seeded_loop_db
 
 BASE = "b" * 64
 SHA = ["1" * 64, "2" * 64]
@@ -102,28 +103,8 @@ def fake_build(recipe: Recipe) -> BuiltVersion:
 
 
 @pytest.fixture
-def factory(tmp_path: Path) -> sessionmaker[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'loop.db'}")
-    upgrade(engine)
-    f = make_session_factory(engine)
-    with transaction(f) as s:
-        s.add(m.Version(hash=BASE, weights_path="versions/base", selection_seed=1))
-        for i, sha in enumerate(SHA):
-            s.add(m.Contributor(address=f"0x{i:040x}"))
-            s.flush()
-            s.add(
-                m.Contribution(
-                    sha256=sha,
-                    address=f"0x{i:040x}",
-                    parent_hash=BASE,
-                    nonce=i,
-                    signature="0x",
-                    size_bytes=1,
-                    relative_norm=0.01,
-                )
-            )
-    yield f
-    engine.dispose()
+def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    yield from seeded_loop_db(tmp_path, BASE, SHA)
 
 
 def make_loop(factory: sessionmaker[Session], pool: FakePool, **kw: object) -> EvolutionLoop:

@@ -9,6 +9,7 @@ evaluated on the same sample. Versions are accepted through
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +23,14 @@ from mergenet.coordinator.chain import LedgerHooks
 from mergenet.coordinator.loop import EvolutionLoop
 from mergenet.coordinator.settings import LoopSettings
 from mergenet.coordinator.status import CandidateStatus, Kind, Purpose
-from mergenet.db import make_engine, make_session_factory, transaction
+from mergenet.db import transaction
 from mergenet.merge_strategies.recipe import Recipe
-from mergenet.migrate import upgrade
 from mergenet.protocol.evaluation import EvalOutcome, EvalTask
 from mergenet.protocol.results import EvalResult
 from mergenet.rewards.ledger import marginal_entry
 from mergenet.rewards.models import RewardAccrual
 
+from .loop_db import seeded_loop_db
 from .test_acceptance import BASE, FakePool, fake_build, result
 
 X, Y, HALF1, HALF2, WHOLE, JUNK = (c * 64 for c in "abcdef")
@@ -61,29 +62,10 @@ class PairedPool(FakePool):
 
 
 @pytest.fixture
-def factory(tmp_path: Path) -> sessionmaker[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'loop.db'}")
-    upgrade(engine)
-    f = make_session_factory(engine)
-    with transaction(f) as s:
-        s.add(m.Version(hash=BASE, weights_path="versions/base", selection_seed=1))
-        for i, sha in enumerate(EFFECT):
-            s.add(m.Contributor(address=f"0x{i + 1:040x}"))
-            s.flush()
-            s.add(
-                m.Contribution(
-                    sha256=sha,
-                    address=f"0x{i + 1:040x}",
-                    parent_hash=BASE,
-                    nonce=i,
-                    signature="0x",
-                    size_bytes=1,
-                    relative_norm=0.01,
-                    status="scored",  # scored, not in the merge pool: the loop proposes nothing
-                )
-            )
-    yield f
-    engine.dispose()
+def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    yield from seeded_loop_db(
+        tmp_path, BASE, EFFECT, first_address=1, status="scored"
+    )  # scored, not in the merge pool: the loop proposes nothing
 
 
 def make_loop(factory: sessionmaker[Session], hooks: object | None = None) -> EvolutionLoop:

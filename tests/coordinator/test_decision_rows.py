@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +24,14 @@ from mergenet.coordinator.loop import EvolutionLoop
 from mergenet.coordinator.row_epochs import current_row_epoch, rotate
 from mergenet.coordinator.settings import LoopSettings
 from mergenet.coordinator.status import Purpose
-from mergenet.db import make_engine, make_session_factory, transaction
+from mergenet.db import transaction
 from mergenet.ecosystem.fresh_rows import regenerate
 from mergenet.evaluator.sampling import split_of
 from mergenet.merge_strategies.recipe import Recipe
-from mergenet.migrate import upgrade
 from mergenet.protocol.evaluation import EvalOutcome, EvalTask
 from mergenet.protocol.results import EvalResult, TaskResult
+
+from .loop_db import seeded_loop_db
 
 BASE = "b" * 64
 SHA = ["1" * 64, "2" * 64]
@@ -87,28 +89,8 @@ def fake_build(recipe: Recipe) -> BuiltVersion:
 
 
 @pytest.fixture
-def factory(tmp_path: Path) -> sessionmaker[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'loop.db'}")
-    upgrade(engine)
-    f = make_session_factory(engine)
-    with transaction(f) as s:
-        s.add(m.Version(hash=BASE, weights_path="versions/base", selection_seed=1))
-        for i, sha in enumerate(SHA):
-            s.add(m.Contributor(address=f"0x{i:040x}"))
-            s.flush()
-            s.add(
-                m.Contribution(
-                    sha256=sha,
-                    address=f"0x{i:040x}",
-                    parent_hash=BASE,
-                    nonce=i,
-                    signature="0x",
-                    size_bytes=1,
-                    relative_norm=0.01,
-                )
-            )
-    yield f
-    engine.dispose()
+def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    yield from seeded_loop_db(tmp_path, BASE, SHA)
 
 
 def make_loop(
