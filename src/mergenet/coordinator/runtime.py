@@ -9,7 +9,6 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -22,6 +21,7 @@ from mergenet.coordinator.artifacts import ArtifactStore
 from mergenet.coordinator.chain import ChainHooks
 from mergenet.coordinator.decision_rows import DecisionRows
 from mergenet.coordinator.epochs import EpochPublisher
+from mergenet.coordinator.inputs import resolve_inputs
 from mergenet.coordinator.loop import EvolutionLoop
 from mergenet.coordinator.network import signing_domain
 from mergenet.coordinator.row_epochs import current_row_epoch, rotate
@@ -30,39 +30,11 @@ from mergenet.coordinator.submissions import SubmissionLimits, SubmissionService
 from mergenet.db import make_engine, make_session_factory, transaction
 from mergenet.deltas.models import ModelSource
 from mergenet.deltas.safe_json import restore_recursion_limit
-from mergenet.ecosystem.spec import WorldSpec
-from mergenet.ecosystem.world import build_world
 from mergenet.migrate import upgrade
 from mergenet.protocol.evaluation import EvaluationPool, WorkerEnv
 from mergenet.workers.local_pool import ProcessEvaluationPool
 
 log = logging.getLogger("mergenet.coordinator")
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """Where the first core version and the scoring rows come from."""
-
-    base_dir: Path
-    row_sets: dict[str, Path]
-
-
-def resolve_inputs(settings: Settings, cs: CoordinatorSettings) -> Inputs:
-    """Explicit paths if given, else the model world (built once, then cached)."""
-    if cs.base_dir is not None and cs.dev_rows is not None:
-        rows = {"dev": cs.dev_rows}
-        if cs.heldout_rows is not None:
-            rows["heldout"] = cs.heldout_rows
-        return Inputs(cs.base_dir, rows)
-
-    world = build_world(WorldSpec(seed=settings.world_seed), settings.world_root)
-    return Inputs(
-        cs.base_dir or world.base_dir,
-        {
-            "dev": cs.dev_rows or world.dharma_path("dev"),
-            "heldout": cs.heldout_rows or world.dharma_path("heldout"),
-        },
-    )
 
 
 def ensure_base_version(
@@ -122,6 +94,7 @@ class Coordinator:
 
     def open(self) -> Coordinator:
         restore_recursion_limit()  # py_ecc (eth-account, web3) raised it to 100,000
+        self.inputs = resolve_inputs(self.settings, self.cs)  # unusable: one line, nothing written
         data_dir = self.settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(self.settings.resolved_database_url)
@@ -129,7 +102,6 @@ class Coordinator:
         self.factory = make_session_factory(self.engine)
         self.store = ArtifactStore(data_dir / "artifacts")
         self.store.sweep_incoming()
-        self.inputs = resolve_inputs(self.settings, self.cs)
         ensure_base_version(self.factory, self.store, self.inputs.base_dir)
         hooks: ChainHooks | None = None
         if self.cs.chain:
