@@ -46,6 +46,10 @@ class ModelSource:
                 self._where[name] = idx
         self._open: dict[int, TensorFile] = {}
 
+    def files(self) -> list[Path]:
+        """The safetensors files holding the weights (one, or a sharded model's shards)."""
+        return list(self._files)
+
     def names(self) -> list[str]:
         return list(self._specs)
 

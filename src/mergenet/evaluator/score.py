@@ -304,14 +304,31 @@ def relative_distance_between(
     if set(candidate) != set(base):
         missing, extra = sorted(set(base) - set(candidate)), sorted(set(candidate) - set(base))
         raise ScoreError(f"state dicts differ: missing {missing[:5]}, unexpected {extra[:5]}")
-    diff = ref = 0.0
+    distance = RelativeDistance()
     for name in base:
-        d, r = _sq_norms(candidate, base, name)
-        diff += d
-        ref += r
-    if ref <= 0:
-        raise ScoreError("the base weights have zero norm")
-    return math.sqrt(diff) / math.sqrt(ref)
+        distance.add(name, candidate[name], base[name])
+    return distance.value()
+
+
+class RelativeDistance:
+    """‖θ_f − θ_b‖₂/‖θ_b‖₂ summed one tensor at a time, for a merge that never holds both
+    whole models (the evaluation worker): ``add`` in the base's order gives exactly the float
+    :func:`relative_distance_between` returns (same float64 sums, same order)."""
+
+    def __init__(self) -> None:
+        self.diff = 0.0
+        self.ref = 0.0
+
+    def add(self, name: str, candidate: torch.Tensor, base: torch.Tensor) -> None:
+        """Raises ``ScoreError`` for a non-finite candidate tensor or a shape mismatch."""
+        d, r = _sq_norms({name: candidate}, {name: base}, name)
+        self.diff += d
+        self.ref += r
+
+    def value(self) -> float:
+        if self.ref <= 0:
+            raise ScoreError("the base weights have zero norm")
+        return math.sqrt(self.diff) / math.sqrt(self.ref)
 
 
 def relative_delta_norm(

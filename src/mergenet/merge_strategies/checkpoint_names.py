@@ -49,6 +49,13 @@ def checkpoint_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     return {file: state[own].detach().clone() for own, file in checkpoint_names(model).items()}
 
 
+def checkpoint_tensors(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """The model's own tensors (detached views: writing one writes the model) under its
+    checkpoint names, tied aliases once; in :func:`checkpoint_state`'s order."""
+    state = model.state_dict(keep_vars=True)
+    return {file: state[own].detach() for own, file in checkpoint_names(model).items()}
+
+
 def load_checkpoint_state(model: PreTrainedModel, state: Mapping[str, torch.Tensor]) -> None:
     """Load a state named as the checkpoint (all of its tensors) into ``model``; tied aliases
     follow the tensor they share storage with."""

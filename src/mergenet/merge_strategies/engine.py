@@ -124,13 +124,41 @@ def merge_state_dict(
     noise: Noise | None = None,
 ) -> dict[str, torch.Tensor]:
     """Merge in memory and return the merged state dict (no disk round trip)."""
+    return dict(iter_merge(strategy, base, deltas, weights, params, seed=seed, noise=noise))
+
+
+def iter_merge(
+    strategy: str | Strategy,
+    base: BaseLike,
+    deltas: Sequence[DeltaLike],
+    weights: Sequence[float] | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    noise: Noise | None = None,
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, merged tensor)`` in the base's order, each merged when asked for.
+
+    Plan, counts and names are checked before this returns, so a bad recipe fails before any
+    tensor is merged. Each tensor's merge reads only the base tensor of that name, so a caller
+    may overwrite base tensor ``name`` with its merge before asking for the next one (the
+    evaluation worker merges into its model's own parameters that way); the tensors equal
+    ``merge_state_dict``'s bit for bit.
+    """
     sources = [as_source(d) for d in deltas]
     p = plan(strategy, len(sources), weights, params, seed, noise)
     names = base.names() if isinstance(base, ModelSource) else list(base)
     _check_names(set(names), sources)
-    p = _bind_names(p, names)
-    with torch.no_grad():
-        return {n: merge_one(p, n, t, [s.get(n) for s in sources]) for n, t in _base_items(base)}
+    return _merged(_bind_names(p, names), base, sources)
+
+
+def _merged(
+    p: MergePlan, base: BaseLike, sources: Sequence[DeltaSource]
+) -> Iterator[tuple[str, torch.Tensor]]:
+    for n, t in _base_items(base):
+        with torch.no_grad():
+            out = merge_one(p, n, t, [s.get(n) for s in sources])
+        yield n, out
 
 
 def _copy_side_files(src: Path, dst: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +118,22 @@ def build(
     check_parent: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Rebuild the recipe's weights in memory."""
+    return dict(iter_build(recipe, base, resolve, check_parent=check_parent))
+
+
+def iter_build(
+    recipe: Recipe,
+    base: ModelSource | Mapping[str, torch.Tensor],
+    resolve: Resolver | None = None,
+    *,
+    check_parent: bool = True,
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """The recipe's weights one tensor at a time (``engine.iter_merge``): what ``build``
+    returns, without ever holding more than one merged tensor."""
     if check_parent:
         _check_parent(recipe, base)
     c = recipe.canonical()
-    return engine.merge_state_dict(
+    return engine.iter_merge(
         c.strategy,
         base,
         _resolve_all(c, resolve),

@@ -9,14 +9,20 @@ rows the task carries (``SampleSpec.data``; a task without rows names a row set 
 machine's disk, ``WorkerEnv.row_sets``; rows are never downloaded) and returns both
 ``EvalResult``s plus ‖θ_f − θ_b‖/‖θ_b‖.
 
-Per process it keeps the two most recent parents (model, state dict, tokenizer), parent
-results per (parent, sample) — keyed by ``SampleSpec.key()``, which includes a digest of the
-rows, so two tasks with one seed but other rows never share a parent result — and local row
-sets, so consecutive tasks on one parent load it once.
+Per process it keeps the most recent parent (:class:`~mergenet.workers.parent_model.ParentModel`:
+the model and its tokenizer, no copy of its weights; each candidate is merged into the model's
+own tensors and the parent read back from its file, even when the task fails), parent results
+per (parent, sample) — keyed by ``SampleSpec.key()``, which includes a digest of the rows, so
+two tasks with one seed but other rows never share a parent result — and local row sets, so
+consecutive tasks on one parent load it once. One parent, not two: a second cached model would
+double the worker's memory (the goal is ≤ 2× the model's bytes plus a constant), and loading a
+parent again costs ~2 s on a 104M model (its weights are mapped lazily, then checked against
+the file once).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -25,21 +31,21 @@ from collections import OrderedDict
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mergenet.evaluator.items import Item
 from mergenet.evaluator.sampling import sample_for_scoring
-from mergenet.evaluator.score import relative_distance_between
 from mergenet.evaluator.scoring import evaluate_items
-from mergenet.merge_strategies.checkpoint_names import checkpoint_state, load_checkpoint_state
-from mergenet.merge_strategies.recipe import Recipe, build
+from mergenet.merge_strategies.recipe import Recipe
 from mergenet.protocol.artifacts import ArtifactLayout, ArtifactSource
 from mergenet.protocol.evaluation import EvalOutcome, EvalTask, SampleSpec, WorkerEnv
 from mergenet.protocol.jsonl import read_jsonl
 from mergenet.workers.fetch import ArtifactCache, cache_for
+from mergenet.workers.parent_model import ParentModel
 
 SampleKey = tuple[str, int, int, str]
 """``SampleSpec.key()``: (name, n, seed, digest of the rows)."""
+PARENTS_KEPT = 1
+"""Parent models a worker process keeps loaded (see the module docstring)."""
 
 
 class _Worker:
@@ -60,7 +66,7 @@ class _Worker:
                 "WorkerEnv needs store_root (a shared artifact folder) or coordinator_url "
                 "(fetch artifacts over HTTP)"
             )
-        self._parents: OrderedDict[str, tuple[Any, dict[str, Any], Any]] = OrderedDict()
+        self._parents: OrderedDict[str, ParentModel] = OrderedDict()
         self._parent_results: OrderedDict[tuple[str, SampleKey], dict[str, Any]] = OrderedDict()
         self._rows: dict[str, list[dict[str, Any]]] = {}
 
@@ -76,19 +82,25 @@ class _Worker:
             self._rows[name] = read_jsonl(known[name])
         return self._rows[name]
 
-    def parent(self, version_hash: str) -> tuple[Any, dict[str, Any], Any]:
-        """(model, parent state dict copy, tokenizer), two most recent parents cached."""
-        if version_hash in self._parents:
+    def parent(self, version_hash: str) -> ParentModel:
+        """The parent version's model, loaded once (a poisoned one is loaded again)."""
+        cached = self._parents.get(version_hash)
+        if cached is not None and not cached.poisoned:
             self._parents.move_to_end(version_hash)
-            return self._parents[version_hash]
-        folder = self.artifacts.version_dir(version_hash)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval()
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        state = checkpoint_state(model)  # the names deltas and recipes use; tied aliases once
-        self._parents[version_hash] = (model, state, tokenizer)
-        while len(self._parents) > 2:
-            self._parents.popitem(last=False)
-        return self._parents[version_hash]
+            return cached
+        self._drop(version_hash)
+        while len(self._parents) >= PARENTS_KEPT:
+            self._drop(next(iter(self._parents)))  # freed before the next one is loaded
+        parent = ParentModel(self.artifacts.version_dir(version_hash))
+        self._parents[version_hash] = parent
+        return parent
+
+    def _drop(self, version_hash: str) -> None:
+        parent = self._parents.pop(version_hash, None)
+        if parent is not None:
+            parent.close()
+            del parent
+            gc.collect()  # a model's module graph has reference cycles: free it now
 
     def items(self, sample: SampleSpec) -> tuple[list[Item], list[Item]]:
         rows = list(sample.data) if sample.data else self.rows(sample.rows)
@@ -100,21 +112,18 @@ class _Worker:
     def run(self, task: EvalTask) -> EvalOutcome:
         started = time.perf_counter()
         recipe = Recipe.model_validate(task.recipe)
-        model, parent_state, tokenizer = self.parent(recipe.parent)
+        parent = self.parent(recipe.parent)
+        model, tokenizer = parent.model, parent.tokenizer
         items, loss_items = self.items(task.sample)
         key = (recipe.parent, task.sample.key())
         with torch.no_grad():
             if key not in self._parent_results:
-                load_checkpoint_state(model, parent_state)
                 res = evaluate_items(model, tokenizer, items, loss_items)
                 self._parent_results[key] = res.to_dict()
                 while len(self._parent_results) > 64:
                     self._parent_results.popitem(last=False)
-            merged = build(recipe, parent_state, self.artifacts.delta_path, check_parent=False)
-            distance = relative_distance_between(merged, parent_state)
-            load_checkpoint_state(model, merged)
-            result = evaluate_items(model, tokenizer, items, loss_items).to_dict()
-            load_checkpoint_state(model, parent_state)
+            with parent.candidate(recipe, self.artifacts.delta_path) as distance:
+                result = evaluate_items(model, tokenizer, items, loss_items).to_dict()
         return EvalOutcome(
             key=task.key,
             result=result,
