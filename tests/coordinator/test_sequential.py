@@ -208,3 +208,90 @@ def test_batch_se_is_zero_for_no_change_and_none_without_items() -> None:
 def test_per_item_results_survive_the_json_round_trip() -> None:
     back = EvalResult.from_dict(CLEAR.to_dict())
     assert back == CLEAR and isinstance(back.tasks["a"].item_loss, tuple)
+
+
+def _aligned(correct: list[bool], losses: list[float]) -> EvalResult:
+    """Accuracy and loss rows are the same questions (n = m, as every confirmation batch)."""
+    n = len(correct)
+    return EvalResult(
+        tasks={
+            t: TaskResult(
+                task=t,
+                n_rows=n,
+                ppl=3.0,
+                answer_loss=sum(losses) / n,
+                acc_letter=0.25,
+                acc_choice=sum(correct) / n,
+                n_loss_rows=n,
+                correct=tuple(correct),
+                item_loss=tuple(losses),
+            )
+            for t in TASKS
+        }
+    )
+
+
+def test_aligned_items_sum_both_parts_per_question() -> None:
+    """With n = m the SE is the paired per-question sum's (a direct computation here), never
+    above the bound; where a question's answer turns right its loss falls, so the parts
+    correlate and the joint SE is what counts it (the bound would assume the worst)."""
+    import random
+    from statistics import variance
+
+    from mergenet.evaluator.score import relative_gain, sigmoid
+
+    rng = random.Random(7)
+    n = 64
+    p_correct = [rng.random() < 0.5 for _ in range(n)]
+    p_loss = [1.0 + rng.random() for _ in range(n)]
+    c_correct = [c or rng.random() < 0.2 for c in p_correct]
+    c_loss = [
+        x - (0.3 if c and not pc else rng.uniform(-0.05, 0.05))
+        for x, c, pc in zip(p_loss, c_correct, p_correct, strict=True)
+    ]
+    parent, cand = _aligned(p_correct, p_loss), _aligned(c_correct, c_loss)
+    params, gamma = ScoreParams(), 2.0
+    weights = params.weights_for(sorted(parent.tasks))
+    x = relative_gain(parent, cand, "answer_loss", weights)
+    kappa = params.alphas[1] * params.k * sigmoid(x, params.k) * (1 - sigmoid(x, params.k))
+    expected_var = 0.0
+    for t, w in weights.items():
+        lp = parent.tasks[t].answer_loss
+        joint = [
+            w * (gamma * (float(c) - float(a)) + kappa * (pl - cl) / lp)
+            for a, c, pl, cl in zip(p_correct, c_correct, p_loss, c_loss, strict=True)
+        ]
+        expected_var += variance(joint) / n
+    se = batch_se(parent, cand, params, gamma)
+    assert se is not None and se == pytest.approx(math.sqrt(expected_var), rel=1e-6)
+    # the bound of the separate parts (what a sample with n < m gets) is larger
+    var_a = sum(
+        w
+        * w
+        * variance([float(c) - float(a) for a, c in zip(p_correct, c_correct, strict=True)])
+        / n
+        for w in weights.values()
+    )
+    var_l = sum(
+        w
+        * w
+        * variance([a - b for a, b in zip(p_loss, c_loss, strict=True)])
+        / (n * parent.tasks[t].answer_loss ** 2)
+        for t, w in weights.items()
+    )
+    assert se < gamma * math.sqrt(var_a) + kappa * math.sqrt(var_l)
+
+
+def test_a_selection_sample_keeps_the_conservative_bound() -> None:
+    """n < m (16 accuracy rows, 64 loss rows): items do not pair up, so the bound is used."""
+    params = ScoreParams()
+    se = batch_se(PARENT, AMBIGUOUS, params, 2.0)
+    dc = [
+        float(b) - float(a)
+        for a, b in zip(PARENT.tasks["a"].correct, AMBIGUOUS.tasks["a"].correct, strict=True)
+    ]
+    from statistics import variance
+
+    weights = params.weights_for(sorted(PARENT.tasks))
+    bound = 2.0 * math.sqrt(sum(w * w * variance(dc) / N for w in weights.values()))
+    assert se == pytest.approx(bound)  # every loss difference is 0 here

@@ -16,10 +16,20 @@ noisy part from the per-item paired differences (``TaskResult.correct``/``item_l
     SE_b  = √Var_A + √Var_L
 
 where s² is the sample variance of the paired per-item difference and x the L term's argument,
-so the loss part is S's L term linearised at the observed x. √Var_A + √Var_L bounds the SE of
-the sum whatever the correlation of the two parts (the same questions feed both), so the SE is
-conservative; P and D move with the same items and are left out of the variance. Over B
-batches: Ĝ = mean G_b, SE = √(Σ SE_b²)/B.
+so the loss part is S's L term linearised at the observed x. When a task's accuracy rows and
+answer-loss rows are the same questions (n² ≥ held, so both are the whole drawn sample: every
+confirmation at 64 rows per task), item i of ``correct`` and of ``item_loss`` is one question
+(both are prefixes of one permutation, :func:`mergenet.evaluator.sampling.sample_for_scoring`)
+and the two parts are summed per question first:
+
+    SE_b² = Σ_t s²(w_t·(γ·(c_f − c_p) + κ·(l_p − l_f)/L_p,t))_t / n_t,   κ = α₂·k·σ'(x)
+
+which counts their correlation exactly. Otherwise (a selection sample, n < m) √Var_A + √Var_L
+bounds the SE whatever the correlation, conservatively. On paired world batches the two parts
+are far from perfectly correlated, so the joint SE is smaller than the bound: the test gains
+power at the same α (the bound had made K = 4 batches show only Ĝ ≳ 0.055). P and D move with
+the same items and are left out of the variance. Over B batches: Ĝ = mean G_b,
+SE = √(Σ SE_b²)/B.
 
 The decision after each batch (``alpha`` = α, ``max_batches`` = K, ``margin`` as selection's):
 
@@ -120,7 +130,7 @@ def batch_se(
     weights = params.weights_for(tasks)
     x = relative_gain(parent, candidate, "answer_loss", weights)
     slope = params.alphas[1] * params.k * sigmoid(x, params.k) * (1 - sigmoid(x, params.k))
-    var_a = var_l = 0.0
+    var_a = var_l = var_joint = 0.0
     for t in tasks:
         p, c = parent.tasks[t], candidate.tasks.get(t)
         if c is None or not (_consistent(p) and _consistent(c)):
@@ -130,10 +140,21 @@ def batch_se(
         w = weights[t]
         dc = [float(b) - float(a) for a, b in zip(p.correct, c.correct, strict=True)]
         dl = [a - b for a, b in zip(p.item_loss, c.item_loss, strict=True)]
+        inv_loss = 1.0 / p.answer_loss if p.answer_loss > 0 else 0.0
         var_a += w * w * _var(dc) / len(dc)
-        if p.answer_loss > 0:
-            var_l += w * w * _var(dl) / (len(dl) * p.answer_loss**2)
-    se = accuracy_weight * math.sqrt(var_a) + slope * math.sqrt(var_l)
+        var_l += w * w * _var(dl) * inv_loss**2 / len(dl)
+        if len(dc) == len(dl):  # item i of both lists is one question: one paired sum
+            joint = [
+                w * (accuracy_weight * a + slope * b * inv_loss)
+                for a, b in zip(dc, dl, strict=True)
+            ]
+            var_joint += _var(joint) / len(joint)
+        else:
+            var_joint = math.nan
+    if math.isfinite(var_joint):
+        se = math.sqrt(var_joint)
+    else:
+        se = accuracy_weight * math.sqrt(var_a) + slope * math.sqrt(var_l)
     return se if math.isfinite(se) else None
 
 
