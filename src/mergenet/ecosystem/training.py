@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from mergenet.evaluator.packing import chunk_stream, to_tensors
+from mergenet.evaluator.packing import Packed, chunk_stream, to_tensors
+
+Regulariser = Callable[
+    [torch.nn.Module, Mapping[str, torch.Tensor], torch.Tensor, Sequence[Packed]], torch.Tensor
+]
+"""``(model, inputs, logits, batch) → scalar`` added to a batch's loss (``regularisers.py``)."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,14 @@ def train_lm(
     cfg: TrainConfig,
     *,
     on_step: Callable[[int, float], None] | None = None,
+    regulariser: Regulariser | None = None,
 ) -> list[float]:
-    """Train ``model`` for ``cfg.steps`` steps on packed chunks of ``rows``; returns the losses."""
+    """Train ``model`` for ``cfg.steps`` steps on packed chunks of ``rows``; returns the losses.
+
+    ``regulariser``'s value is added to each batch's loss before the backward pass; the
+    returned (and ``on_step``) losses are the task loss alone, comparable with and without
+    one. Without one the loop is exactly the unregularised one (no extra operation runs).
+    """
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
@@ -99,8 +110,10 @@ def train_lm(
         inputs = to_tensors(batch)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss = weighted_loss(model(**inputs).logits, inputs["input_ids"], batch, cfg.prompt_weight)
-        loss.backward()
+        logits = model(**inputs).logits
+        loss = weighted_loss(logits, inputs["input_ids"], batch, cfg.prompt_weight)
+        total = loss + regulariser(model, inputs, logits, batch) if regulariser else loss
+        total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -153,9 +153,22 @@ def finetune_command(
         typer.Option(help="Output folder (default: a new one under the node's data dir)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the row order.")] = 0,
+    l2_to_parent: Annotated[
+        float | None,
+        typer.Option(
+            help="λ of a λ·‖θ−θ_parent‖² penalty (forget less); 0 off. Default: see README."
+        ),
+    ] = None,
+    kl_to_parent: Annotated[
+        float | None,
+        typer.Option(
+            help="λ of a λ·KL(parent‖model) penalty on each batch; 0 off. Default: see README."
+        ),
+    ] = None,
 ) -> None:
     """Fine-tune the pulled version on your rows; writes the delta (or adapter) to submit."""
     import time
+    from dataclasses import replace
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -168,6 +181,10 @@ def finetune_command(
     pulled = current_pulled(home)
     target = out or home.outputs / time.strftime("%Y%m%d-%H%M%S")
     cfg = FinetuneConfig(steps=steps, lr=lr, lora=lora, seed=seed)
+    if l2_to_parent is not None:  # None: FinetuneConfig's default, chosen by measurement
+        cfg = replace(cfg, l2_to_parent=l2_to_parent)
+    if kl_to_parent is not None:
+        cfg = replace(cfg, kl_to_parent=kl_to_parent)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),

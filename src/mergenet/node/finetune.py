@@ -11,16 +11,20 @@ world's prompt weight, a seed-determined order.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mergenet.deltas.errors import DeltaValidationError
 from mergenet.node.data import TrainRow, encode_rows
 from mergenet.node.errors import NodeError
+
+if TYPE_CHECKING:
+    from mergenet.ecosystem.training import Regulariser
 
 META = "contribution.json"
 LORA_TARGETS = "all-linear"
@@ -41,6 +45,12 @@ class FinetuneConfig:
     seq_len: int = 256
     prompt_weight: float = 0.1
     seed: int = 0
+    l2_to_parent: float = 0.0
+    """λ of ``λ·Σ‖θ − θ_parent‖²`` added to the loss (``ecosystem.regularisers.L2ToParent``);
+    under LoRA θ is the adapter's factors, anchored at their initialisation. 0: none."""
+    kl_to_parent: float = 0.0
+    """λ of ``λ·KL(parent ‖ model)`` of next-token distributions on each batch
+    (``ecosystem.regularisers.KLToParent``); one more forward pass per step. 0: none."""
 
     @property
     def learning_rate(self) -> float:
@@ -78,6 +88,7 @@ def finetune(
         raise NodeError("--steps must be at least 1")
     if out.exists():
         raise NodeError(f"{out} already exists: choose another --out")
+    _check_penalties(cfg)
     model, pool = _trainable(parent_dir, rows, cfg)
     train_cfg = TrainConfig(
         steps=cfg.steps,
@@ -89,7 +100,13 @@ def finetune(
         prompt_weight=cfg.prompt_weight,
     )
     started = time.time()
-    losses = train_lm(model, sample_rows(pool, cfg.seed), train_cfg, on_step=on_step)
+    losses = train_lm(
+        model,
+        sample_rows(pool, cfg.seed),
+        train_cfg,
+        on_step=on_step,
+        regulariser=_regulariser(model, cfg),
+    )
     staging = out.with_name(out.name + ".partial")
     if staging.exists():
         shutil.rmtree(staging)
@@ -112,6 +129,24 @@ def finetune(
     (staging / META).write_text(json.dumps(meta, indent=2) + "\n")
     staging.rename(out)
     return result
+
+
+def _check_penalties(cfg: FinetuneConfig) -> None:
+    for flag, lam in (("--l2-to-parent", cfg.l2_to_parent), ("--kl-to-parent", cfg.kl_to_parent)):
+        if not math.isfinite(lam) or lam < 0:
+            raise NodeError(f"{flag} must be a finite number ≥ 0 (0 turns it off), got {lam}")
+
+
+def _regulariser(model: Any, cfg: FinetuneConfig) -> Regulariser | None:
+    """The penalties ``cfg`` asks for, built on the untrained model (so it is the parent)."""
+    from mergenet.ecosystem.regularisers import KLToParent, L2ToParent, combine, frozen_parent
+
+    parts: list[Regulariser] = []
+    if cfg.l2_to_parent > 0:
+        parts.append(L2ToParent(model, cfg.l2_to_parent))
+    if cfg.kl_to_parent > 0:
+        parts.append(KLToParent(frozen_parent(model), cfg.kl_to_parent))
+    return combine(parts)
 
 
 def _trainable(parent_dir: Path, rows: list[TrainRow], cfg: FinetuneConfig) -> tuple[Any, Any]:
