@@ -102,28 +102,6 @@ def _celery_factory(
     return trusted_celery_factory(advertise_url or f"http://{shown}:{port}", redis_url, capacity)
 
 
-def _petals_factory(
-    peers: int, initial_peers: list[str] | None, capacity: int
-) -> Callable[[Coordinator], EvaluationPool]:
-    """The swarm pool over the coordinator's store; its peers stop with the coordinator
-    (``Coordinator.close`` closes the pool)."""
-    from mergenet.petals.env import petals_python
-    from mergenet.petals.pool import PetalsEvaluationPool
-
-    petals_python()  # a missing .venv-petals: one clear error before anything starts
-
-    def factory(coord: Coordinator) -> EvaluationPool:
-        return PetalsEvaluationPool(
-            coord.worker_env(),
-            coord.settings.data_dir / "petals",
-            servers=peers,
-            initial_peers=initial_peers,
-            capacity=capacity,
-        )
-
-    return factory
-
-
 def _unwind_on_sigterm() -> None:
     """SIGTERM raises ``SystemExit`` so ``coord.close()`` runs. uvicorn handles SIGTERM, shuts
     down, restores the previous handler and re-raises the signal; with the default handler
@@ -168,7 +146,9 @@ def up_command(
     if pool is PoolKind.celery:
         factory = _celery_factory(settings.redis_url, bind_host, bind_port, advertise_url, capacity)
     elif pool is PoolKind.petals:
-        factory = _petals_factory(peers, initial_peers, capacity)
+        from mergenet.coordinator.petals_pool import petals_pool_factory
+
+        factory = petals_pool_factory(peers, initial_peers, capacity)
     _unwind_on_sigterm()
     coord = Coordinator(settings, cs, pool_factory=factory).open()
     coord.start_loop()

@@ -2,28 +2,49 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
+
+
+class DemoPool(StrEnum):
+    process = "process"
+    petals = "petals"
 
 
 def demo_command(
     exit_after: Annotated[
         bool, typer.Option("--exit", help="Stop everything after the summary (scripts, CI).")
     ] = False,
-    budget: Annotated[int, typer.Option(help="Loop evaluations before the summary.")] = 80,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            help="Loop evaluations before the summary (default 80; 6 with --pool petals)."
+        ),
+    ] = None,
     workers: Annotated[
         int | None, typer.Option(help="Evaluation processes (default: one per core).")
     ] = None,
     port: Annotated[
         int, typer.Option(help="Port for the coordinator (a free one if taken).")
     ] = 8000,
+    pool: Annotated[
+        DemoPool,
+        typer.Option(
+            help="Evaluation pool: processes here, or a Petals swarm on loopback (every "
+            "evaluation merged and scored block range by block range on its server peers)."
+        ),
+    ] = DemoPool.process,
 ) -> None:
     """The whole network on this machine: world, chain, coordinator, 8 contributor nodes
     pulling, submitting and claiming, the merge loop; then a summary and the live page."""
-    from mergenet.demo.run import DemoConfig, run_demo
+    from mergenet.demo.run import PETALS_BUDGET, DemoConfig, run_demo
 
+    if budget is None:
+        budget = PETALS_BUDGET if pool is DemoPool.petals else 80
     if budget < 1:
         typer.secho("error: --budget must be at least 1", fg="red", err=True)
         raise typer.Exit(2)
-    run_demo(DemoConfig(budget=budget, workers=workers, port=port), exit_after=exit_after)
+    cfg = DemoConfig(budget=budget, workers=workers, port=port, pool=pool.value)
+    run_demo(cfg, exit_after=exit_after)

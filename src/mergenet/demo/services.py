@@ -38,6 +38,9 @@ class DemoServices:
     coordinator: Any = None
     server: Any = None
     chain_started: bool = False
+    pool_factory: Any = None
+    """None: the in-process evaluation pool; else a ``Coordinator`` pool factory (the Petals
+    swarm's, :func:`mergenet.coordinator.petals_pool.petals_pool_factory`)."""
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
@@ -55,7 +58,9 @@ class DemoServices:
         from mergenet.coordinator.app import create_app
         from mergenet.coordinator.runtime import Coordinator
 
-        self.coordinator = Coordinator(self.settings, self.cs).open()
+        self.coordinator = Coordinator(
+            self.settings, self.cs, pool_factory=self.pool_factory
+        ).open()
         self.port = free_port(self.port, self.host)
         config = uvicorn.Config(
             create_app(self.coordinator), host=self.host, port=self.port, log_level="warning"
