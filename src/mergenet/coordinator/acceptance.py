@@ -395,5 +395,6 @@ def _add_evaluation(
             gain=scored.gain,
             breakdown=scored.breakdown,
             seconds=outcome.seconds,
+            worker=outcome.worker,
         )
     )

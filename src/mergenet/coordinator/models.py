@@ -151,6 +151,9 @@ class Evaluation(Base):
     """What regenerates the rows with that secret and ``sample_seed``
     (:mod:`mergenet.coordinator.decision_rows`): ``gen:<purpose>:<per_task>:<tasks>`` or
     ``pool:<start>:<per_task>``."""
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """Who computed it, as the pool stamped the outcome (``EvalOutcome.worker``): e.g.
+    ``petals:<candidate prefix>`` for the swarm (None: a pool that does not stamp)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

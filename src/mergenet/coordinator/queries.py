@@ -136,6 +136,7 @@ def history(s: Session) -> dict[str, Any]:
                 "score": e.score,
                 "baseline": e.baseline,
                 "gain": e.gain,
+                "worker": e.worker,
             }
             for i, (e, c) in enumerate(evals)
         ],

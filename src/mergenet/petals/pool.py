@@ -239,7 +239,11 @@ class PetalsEvaluationPool:
             served.close()
             shutil.rmtree(served.view.parent, ignore_errors=True)
         return EvalOutcome(
-            key=task.key, result=result, parent_result=parent_result, relative_distance=distance
+            key=task.key,
+            result=result,
+            parent_result=parent_result,
+            relative_distance=distance,
+            worker=f"petals:{served.prefix}",  # recorded with the evaluation (its history)
         )
 
     def _located(self, recipe: Recipe) -> Recipe:

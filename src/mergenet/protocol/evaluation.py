@@ -84,6 +84,9 @@ class EvalOutcome:
     relative_distance: float = 0.0
     seconds: float = 0.0
     error: str | None = None
+    worker: str | None = None
+    """Who computed it (recorded with the evaluation): ``petals:<candidate prefix>`` from the
+    swarm pool; None where a pool does not say."""
 
     def candidate(self) -> EvalResult:
         assert self.result is not None

@@ -93,6 +93,9 @@ class HistoryEvaluation(Schema):
     score: float
     baseline: float
     gain: float
+    worker: str | None = Field(
+        default=None, description="who computed it, e.g. petals:<candidate prefix> (the swarm)"
+    )
 
 
 class History(Schema):
