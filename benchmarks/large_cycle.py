@@ -16,12 +16,15 @@ Measured: seconds from upload to ``scored``; the worker's peak RSS (``VmHWM`` of
 the worker's module and nothing more (torch + transformers + mergenet, no model).
 
 Measured 2026-11-27 on the shared 2-core AMD EPYC (load average 5.4–7.4), 103.7M parameters
-(396 MiB), 4 dev rows per task: upload → scored 136.5 s and 134.2 s (two runs); worker peak
-RSS 2,320 and 2,138 MiB against a goal of 2 × 396 + 475–482 = ~1,270 MiB: **missed**,
-(peak − constant) / model = 4.2–4.65×. The second run's samples split it into ~1,780 MiB
-anonymous (the model's parameters, the parent state ``checkpoint_state`` clones, the merged
-state ``build`` returns, transients) and ~566 MiB file-backed (libraries and the memory-mapped
-delta). Usage::
+(396 MiB), 4 dev rows per task, with the worker that kept a dense parent copy and the whole
+merged state dict: worker peak RSS 2,320 and 2,138 MiB, (peak − constant) / model 4.2–4.65×,
+**missed**. Re-measured 2026-11-28 (same machine, world db45132220f1, load average 4.1–12.4,
+clean exports of the two commits alternated): before 2,147 / 2,128 MiB (4.29× / 4.25×), after
+(candidates merged into the model's own tensors, parent read back with ``pread``:
+``workers/parent_model.py``) 1,087 / 1,081 MiB against a goal of 2 × 396 + 450 = 1,242 MiB:
+**met**, 1.61× / 1.60×; upload → scored 162.0 / 174.2 s before, 164.3 / 177.9 s after.
+
+Usage::
 
     python benchmarks/large_cycle.py                 # ~3.5 min on 2 shared cores
     python benchmarks/large_cycle.py --sample-n 2    # quick look (2 rows per task)
