@@ -40,8 +40,8 @@ def _rows(path: Path, rows: list[dict]) -> Path:
         ("no config", "has no config.json"),
         ("pickle only", "only safetensors checkpoints are read"),
         ("empty rows", "holds no rows"),
-        ("missing rows", "cannot read source"),
-        ("bad json", "not valid JSON"),
+        ("missing rows", "cannot read"),
+        ("bad json", "not JSON Lines"),
     ],
 )
 def test_unusable_inputs_name_the_setting(tmp_path: Path, case: str, expected: str) -> None:

@@ -8,6 +8,7 @@ base version it would keep.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from mergenet.coordinator.settings import ENV_PREFIX, CoordinatorSettings
 from mergenet.ecosystem.spec import WorldSpec
 from mergenet.ecosystem.world import build_world
 from mergenet.errors import InvalidInput
-from mergenet.evaluator.dharma import DharmaError, read_jsonl_rows
+from mergenet.protocol.jsonl import read_jsonl
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
@@ -62,12 +63,14 @@ def check_inputs(inputs: Inputs) -> Inputs:
             f"{setting}: {base} has no model.safetensors or model.safetensors.index.json "
             "(only safetensors checkpoints are read, never pickle)"
         )
-    for name, path in inputs.row_sets.items():
+    for name, path in inputs.row_sets.items():  # rows: parsed by their users, here only read
         setting = f"{ENV_PREFIX}{name.upper()}_ROWS"
         try:
-            rows = read_jsonl_rows(Path(path))
-        except DharmaError as exc:
-            raise InvalidInput(f"{setting}: {exc}") from None
+            rows = read_jsonl(Path(path))
+        except OSError as exc:
+            raise InvalidInput(f"{setting}: {path}: cannot read ({exc.strerror or exc})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidInput(f"{setting}: {path}: not JSON Lines ({exc})") from None
         if not rows:
             raise InvalidInput(f"{setting}: {path} holds no rows (give a Dharma JSONL file)")
     return inputs
