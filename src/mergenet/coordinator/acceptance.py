@@ -225,7 +225,8 @@ class Acceptance:
             with transaction(self.factory) as s:
                 cand = s.get(m.Candidate, cand_id)
                 if cand is not None and cand.status == CandidateStatus.QUEUED:
-                    feed.record(s, cand, seed, outcome.parent_result or {}, outcome.seconds)
+                    result = outcome.parent_result or {}
+                    feed.record(s, cand, seed, result, outcome.seconds, outcome.worker)
             return
         scored = score_outcome(outcome, self.settings.score, self.settings.accuracy_weight)
         if purpose is Purpose.CONFIRMATION:

@@ -128,9 +128,15 @@ def accumulate(results: Iterable[dict[str, Any] | None]) -> dict[str, tuple[int,
 
 
 def record(
-    s: Session, cand: m.Candidate, seed: int, result: dict[str, Any], seconds: float
+    s: Session,
+    cand: m.Candidate,
+    seed: int,
+    result: dict[str, Any],
+    seconds: float,
+    worker: str | None = None,
 ) -> None:
-    """Store a finished feed evaluation (``result``: the version's own measurement)."""
+    """Store a finished feed evaluation (``result``: the version's own measurement;
+    ``worker``: the pool's stamp, as for every evaluation)."""
     stat = macro_stat(counts(result))
     macro = float(stat["macro"]) if stat["macro"] is not None else 0.0
     s.add(
@@ -146,6 +152,7 @@ def record(
             gain=0.0,
             breakdown={"feed": stat},
             seconds=seconds,
+            worker=worker,
         )
     )
     cand.score, cand.gain, cand.status = macro, 0.0, CandidateStatus.DONE
