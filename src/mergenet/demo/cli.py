@@ -20,7 +20,7 @@ def demo_command(
     budget: Annotated[
         int | None,
         typer.Option(
-            help="Loop evaluations before the summary (default 80; 6 with --pool petals)."
+            help="Loop evaluations before the summary (default 80; 4 with --pool petals)."
         ),
     ] = None,
     workers: Annotated[

@@ -63,12 +63,22 @@ class DemoConfig:
     """With ``petals``: server peers each model's blocks are split over."""
 
 
-PETALS_BUDGET = 6
-"""``--pool petals``'s default budget (``--budget`` sets it). TODO measured figure."""
+PETALS_BUDGET = 4
+"""``--pool petals``'s default budget (``--budget`` sets it). Measured (AMD EPYC, 2 cores at
+load 7–8, world db45132220f1): ``mergenet demo --pool petals --exit --budget 4`` reached its
+summary in 17 min 8 s: the 8 contribution scorings ~9.5 min (~70 s per swarm evaluation, most
+of it starting the candidate's server peers and scorer), the 4 loop evaluations and one feed
+point 5.5 min, the held-out table ~1 min. Each further evaluation adds ~70 s."""
 PETALS_TIMEOUT = 3600.0
 """How long the demo waits for the loop through the swarm (a swarm evaluation is ~1 min)."""
 PETALS_CAPACITY = 1
-"""Swarm evaluations in flight. TODO measured."""
+"""Swarm evaluations in flight: each starts its own server peers and scorer, so on 2 cores one
+at a time (a capacity of 2 was not measured)."""
+PETALS_ROWS = 16
+"""Fresh rows per task per decision with the swarm (accuracy on 8 in selection, on all 16 in
+confirmation), as tests/petals/test_loop_e2e.py."""
+PETALS_FEED_SECONDS = 300.0
+"""Live-feed cadence with the swarm."""
 
 
 def _pool_factory(cfg: DemoConfig) -> Any:
@@ -82,8 +92,17 @@ def _pool_factory(cfg: DemoConfig) -> Any:
 
 
 def _loop_overrides(cfg: DemoConfig) -> dict[str, Any]:
-    """Loop settings that differ with the swarm. TODO."""
-    return {}
+    """Loop settings that differ with the swarm: fewer rows per evaluation (every row's
+    forwards go through the peers), a live-feed point every PETALS_FEED_SECONDS instead of
+    30 s (a point is one swarm evaluation and is scheduled before proposals)."""
+    if cfg.pool != "petals":
+        return {}
+    return {"sample_n": 8, "confirm_sample_n": PETALS_ROWS, "feed_seconds": PETALS_FEED_SECONDS}
+
+
+def _row_overrides(cfg: DemoConfig) -> dict[str, Any]:
+    """With the swarm: PETALS_ROWS fresh rows per task per decision instead of 64."""
+    return {"fresh_rows_per_task": PETALS_ROWS} if cfg.pool == "petals" else {}
 
 
 def run_demo(cfg: DemoConfig, *, exit_after: bool, console: Console | None = None) -> dict:
@@ -109,6 +128,7 @@ def run_demo(cfg: DemoConfig, *, exit_after: bool, console: Console | None = Non
         workers=cfg.workers,
         loop=LoopSettings(max_evaluations=cfg.budget, **_loop_overrides(cfg)),
         chain=True,
+        **_row_overrides(cfg),
     )
     services = DemoServices(settings, cs, port=cfg.port, pool_factory=_pool_factory(cfg))
     try:
