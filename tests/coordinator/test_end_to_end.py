@@ -23,8 +23,12 @@ from .server import CoordinatorProcess
 
 pytestmark = [pytest.mark.world, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-BUDGET = 80
-"""Loop evaluations (selection + confirmation); ~1–2 s each on the world."""
+BUDGET = 120
+"""Loop evaluations (selection + confirmation); ~1–2 s each on the world. 120, not 80: CI's
+run at 80 accepted nothing (stop 22) where earlier runs accepted one; candidates' true gains on
+fresh rows are ~0.01–0.02 against a batch SE of ~0.01–0.02, so the sequential test needs several
+candidates' worth of batches to show one (a TIES multi of the world reached Ĝ 0.0204 over 4
+batches, p 0.058, and was rejected)."""
 
 
 def _held_out_acc(world: Any, folder: Path) -> float:
@@ -56,7 +60,7 @@ def test_contributors_submit_and_the_loop_beats_the_best_single(
                 h = http.get("/api/history").json()["evaluations"]
                 return sum(e["purpose"] in ("selection", "confirmation") for e in h)
 
-            deadline = time.monotonic() + 1200
+            deadline = time.monotonic() + 1500
             while time.monotonic() < deadline:
                 if (
                     loop_evaluations() >= BUDGET
@@ -68,7 +72,12 @@ def test_contributors_submit_and_the_loop_beats_the_best_single(
             assert loop_evaluations() >= BUDGET, f"loop too slow: {elapsed:.0f}s"
 
             versions = http.get("/api/versions").json()
-            assert len(versions) >= 2, "no candidate was accepted"
+            confirmations = [
+                (e["candidate"], e["strategy"], round(e["gain"], 4))
+                for e in http.get("/api/history").json()["evaluations"]
+                if e["purpose"] == "confirmation"
+            ]
+            assert len(versions) >= 2, f"no candidate was accepted: {confirmations}"
             current = http.get("/api/versions/current").json()
             assert current["hash"] == versions[-1]["hash"] and current["gain"] > 0
             for sha in shas:
