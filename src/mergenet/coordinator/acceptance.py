@@ -25,9 +25,8 @@ version only if
   (:mod:`.sequential`: one batch at a time, at most ``confirm_max_batches``, each recorded,
   so a restart resumes the sequence; measured false-accept rate and power in the README).
 
-``margin`` defaults to 0.005 (S_0 ≈ 0.6 on the world). A candidate that fails confirmation is
-``rejected``; a confirmed candidate whose parent was replaced in the meantime is rejected as
-stale; one that rebuilds an existing version's exact weights is rejected as identical.
+``margin``: 0.005 (S_0 ≈ 0.6 on the world). A candidate failing confirmation is ``rejected``; a
+confirmed one whose parent was replaced meanwhile, as stale; one rebuilding a version, as identical.
 
 Pay. A score is recorded and decides admission to the merge pool; it pays nothing. The
 transaction that creates a version queues its leave-one-out attribution (1 + k evaluations for
