@@ -238,12 +238,8 @@ class PetalsEvaluationPool:
                 self._candidates.discard(served)
             served.close()
             shutil.rmtree(served.view.parent, ignore_errors=True)
-        return EvalOutcome(
-            key=task.key,
-            result=result,
-            parent_result=parent_result,
-            relative_distance=distance,
-            worker=f"petals:{served.prefix}",  # recorded with the evaluation (its history)
+        return EvalOutcome(  # the worker stamp is recorded with the evaluation
+            task.key, result, parent_result, distance, worker=f"petals:{served.prefix}"
         )
 
     def _located(self, recipe: Recipe) -> Recipe:
