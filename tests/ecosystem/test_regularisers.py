@@ -3,7 +3,8 @@
 * λ = 0 (or no regulariser) is today's training, bit for bit.
 * A large L2-to-parent λ keeps the delta's norm a small fraction of the plain one.
 * A large KL-to-parent λ keeps the model's next-token distribution near the parent's.
-* Through ``node finetune``: the options reach the loop, bad values are refused, and under
+* Through ``node finetune``: the options reach the loop, the default is the measured L2 λ
+  (``DEFAULT_L2``, full fine-tuning only), bad values are refused, and under
   LoRA the KL parent is the model with its adapter switched off.
 """
 
@@ -148,9 +149,7 @@ def _finetune(parent: Path, out: Path, **kw: Any) -> Any:
 
 
 def test_finetune_options_reach_the_loop(parent: Path, tmp_path: Path) -> None:
-    plain = _finetune(parent, tmp_path / "plain")
-    zero = _finetune(parent, tmp_path / "zero", l2_to_parent=0.0, kl_to_parent=0.0)
-    assert all(torch.equal(plain[n], zero[n]) for n in plain)
+    plain = _finetune(parent, tmp_path / "plain", l2_to_parent=0.0)
     l2 = _finetune(parent, tmp_path / "l2", l2_to_parent=100.0)
     kl = _finetune(parent, tmp_path / "kl", kl_to_parent=100.0)
 
@@ -159,6 +158,23 @@ def test_finetune_options_reach_the_loop(parent: Path, tmp_path: Path) -> None:
 
     assert norm(l2) < 0.25 * norm(plain)
     assert norm(kl) < norm(plain)
+
+
+def test_the_default_is_the_measured_l2_for_full_fine_tuning(parent: Path, tmp_path: Path) -> None:
+    import json
+
+    from mergenet.node.finetune import DEFAULT_L2, FinetuneConfig
+
+    assert FinetuneConfig().l2_penalty == DEFAULT_L2 > 0
+    assert FinetuneConfig(lora=True).l2_penalty == 0.0  # not measured under LoRA
+    assert FinetuneConfig(lora=True, l2_to_parent=0.5).l2_penalty == 0.5
+    default = _finetune(parent, tmp_path / "default")
+    explicit = _finetune(parent, tmp_path / "explicit", l2_to_parent=DEFAULT_L2)
+    off = _finetune(parent, tmp_path / "off", l2_to_parent=0.0)
+    assert all(torch.equal(default[n], explicit[n]) for n in default)
+    assert not all(torch.equal(default[n], off[n]) for n in default)
+    used = json.loads((tmp_path / "default" / "contribution.json").read_text())["config"]
+    assert used["l2_to_parent"] == DEFAULT_L2
 
 
 def test_under_lora_the_kl_parent_is_the_model_without_its_adapter() -> None:

@@ -154,17 +154,9 @@ def finetune_command(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the row order.")] = 0,
     l2_to_parent: Annotated[
-        float | None,
-        typer.Option(
-            help="λ of a λ·‖θ−θ_parent‖² penalty (forget less); 0 off. Default: see README."
-        ),
+        float | None, typer.Option(help="λ of λ·‖θ−θ_parent‖² (default 0.3, --lora 0; 0: off).")
     ] = None,
-    kl_to_parent: Annotated[
-        float | None,
-        typer.Option(
-            help="λ of a λ·KL(parent‖model) penalty on each batch; 0 off. Default: see README."
-        ),
-    ] = None,
+    kl_to_parent: Annotated[float, typer.Option(help="λ of λ·KL(parent‖model) (0: off).")] = 0.0,
 ) -> None:
     """Fine-tune the pulled version on your rows; writes the delta (or adapter) to submit."""
     import time
@@ -180,11 +172,8 @@ def finetune_command(
     rows = read_rows(data)
     pulled = current_pulled(home)
     target = out or home.outputs / time.strftime("%Y%m%d-%H%M%S")
-    cfg = FinetuneConfig(steps=steps, lr=lr, lora=lora, seed=seed)
-    if l2_to_parent is not None:  # None: FinetuneConfig's default, chosen by measurement
-        cfg = replace(cfg, l2_to_parent=l2_to_parent)
-    if kl_to_parent is not None:
-        cfg = replace(cfg, kl_to_parent=kl_to_parent)
+    cfg = FinetuneConfig(steps=steps, lr=lr, lora=lora, seed=seed, kl_to_parent=kl_to_parent)
+    cfg = replace(cfg, l2_to_parent=l2_to_parent)  # None: the measured default
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
