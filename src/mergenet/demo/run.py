@@ -2,10 +2,13 @@
 
 Steps, each visible on the console: build (or reuse) the world; start a local chain and
 deploy the reward contracts; start the coordinator (API, loop, evaluation processes) on
-127.0.0.1; every contributor creates a key, pulls the current version (verified by hash),
-signs and submits its delta; the loop merges until its budget is spent; the coordinator
-publishes a reward epoch; every contributor with something to claim claims it with its own
-key. Then a summary, and the live page keeps serving until Ctrl-C (or ``--exit``).
+127.0.0.1; every contributor creates a key; then ``--rounds`` rounds (:mod:`.rounds`): in round 1
+every contributor pulls the current version (verified by hash), signs and submits the delta the
+world trained, in later rounds it pulls the new core and fine-tunes it on fresh rows of its own
+tasks first; the loop merges until the round's budget is spent. The coordinator publishes a
+reward epoch; every contributor with something to claim claims it with its own key. Then a
+summary (held-out: base, best single, monolith, specialist oracle, the core after each round),
+and the live page keeps serving until Ctrl-C (or ``--exit``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from mergenet.config import Settings, get_settings
 from mergenet.coordinator.settings import CoordinatorSettings, LoopSettings
+from mergenet.demo.rounds import Contributor, RoundRecord
 from mergenet.demo.services import DemoServices
 from mergenet.demo.summary import render_summary
 from mergenet.ecosystem.cli import build_with_progress
@@ -35,15 +39,10 @@ NODE_SCRYPT_N = 2**14
 
 
 @dataclass
-class DemoNode:
+class DemoNode(Contributor):
     """One contributor: its key, its node folders, and what happened to it."""
 
-    name: str
-    tasks: tuple[str, ...]
-    home: Any
-    account: Any = None
-    sha256: str | None = None
-    contribution: dict[str, Any] = field(default_factory=dict)
+    contributions: list[dict[str, Any]] = field(default_factory=list)
     rewards: Any = None
     claim: Any = None
     claim_error: str | None = None
@@ -52,7 +51,9 @@ class DemoNode:
 @dataclass(frozen=True)
 class DemoConfig:
     budget: int = 80
-    """Loop evaluations (selection + confirmation) before the summary."""
+    """Loop evaluations (selection + confirmation) per round."""
+    rounds: int = 1
+    """Rounds of contributions (1: the world's deltas only, as before rounds existed)."""
     workers: int | None = None
     port: int = 8000
     timeout: float = 900.0
@@ -138,13 +139,13 @@ def run_demo(cfg: DemoConfig, *, exit_after: bool, console: Console | None = Non
         with console.status("starting the coordinator (database, artifact store, loop)"):
             services.start_coordinator()
         console.print(f"coordinator {services.url}  (live page {services.url}/)")
-        nodes = _contribute(world, settings, services, run_dir, console)
-        _run_loop(services, cfg, console)
+        nodes = _contribute(world, settings, run_dir)
+        records = _play_rounds(world, services, nodes, cfg, console)
         with console.status("publishing the reward epoch on chain"):
             published = services.coordinator.epochs.publish_now()
         console.print(f"{len(published)} epoch(s) confirmed on chain")
         _claim(nodes, settings, services, console)
-        data = _summary_data(world, nodes, services)
+        data = _summary_data(world, nodes, services, records, console)
         render_summary(console, data)
         console.print(f"\nlive page: [bold]{services.url}/[/]  API docs: {services.url}/docs")
         if not exit_after:
@@ -164,40 +165,52 @@ def _serve_forever() -> None:
         pass
 
 
-def _contribute(
-    world: Any, settings: Settings, services: DemoServices, run_dir: Path, console: Console
-) -> list[DemoNode]:
-    """Each contributor: new key, test ether for gas, pull, sign and submit its delta."""
-    from mergenet.node.client import CoordinatorClient
-    from mergenet.node.pull import pull_current
-    from mergenet.node.submit import fetch_domain, resolve_artifact, submit_artifact
-
+def _contribute(world: Any, settings: Settings, run_dir: Path) -> list[DemoNode]:
+    """Each contributor: a new key and test ether for gas (bonds and claims)."""
     secret = secrets.token_urlsafe(16)
     nodes = []
-    with CoordinatorClient(services.url) as client:
-        domain = fetch_domain(client)  # the EIP-712 domain every node signs under
-        for c in world.spec.contributors:
-            node_dir = run_dir / "nodes" / c.name
-            node = DemoNode(c.name, c.tasks, NodeHome(node_dir / "data", node_dir / "cache"))
-            new_key(node.home.keystore, secret, iterations=NODE_SCRYPT_N)
-            node.account = unlock(node.home.keystore, secret)
-            fund_local(settings, node.account.address, 10**18)
-            pulled = pull_current(client, node.home, lambda *_: None)
-            artifact = resolve_artifact(world.delta_path(c.name), pulled.version_hash)
-            info = submit_artifact(  # posts the upload bond first (0.01 ether of the 1 above)
-                client, node.account, artifact, domain, say=lambda m: console.print(f"  {m}")
-            )
-            node.sha256 = info["sha256"]
-            console.print(
-                f"  {c.name:<6} {node.account.address} pulled {pulled.version_hash[:10]}, "
-                f"submitted {node.sha256[:12]} ({', '.join(c.tasks)})"
-            )
-            nodes.append(node)
+    for i, c in enumerate(world.spec.contributors):
+        node_dir = run_dir / "nodes" / c.name
+        home = NodeHome(node_dir / "data", node_dir / "cache")
+        new_key(home.keystore, secret, iterations=NODE_SCRYPT_N)
+        node = DemoNode(c.name, c.tasks, i, home, unlock(home.keystore, secret))
+        fund_local(settings, node.account.address, 10**18)
+        nodes.append(node)
     return nodes
 
 
-def _run_loop(services: DemoServices, cfg: DemoConfig, console: Console) -> None:
-    """Watch the loop through the API until its evaluation budget is spent."""
+def _play_rounds(
+    world: Any, services: DemoServices, nodes: list[DemoNode], cfg: DemoConfig, console: Console
+) -> list[RoundRecord]:
+    """Round 1: the world's deltas; later rounds: pull, fine-tune on fresh rows, submit."""
+    from mergenet.demo.rounds import RoundPlayer, RoundsConfig
+
+    player = RoundPlayer(
+        world,
+        services.coordinator,
+        services.url,
+        nodes,
+        RoundsConfig(rounds=cfg.rounds, budget=cfg.budget, round_timeout=cfg.timeout),
+        say=console.print,
+        wait=lambda target: _run_loop(services, cfg, console, target),
+    )
+    for r in range(1, cfg.rounds + 1):
+        if cfg.rounds > 1:
+            console.rule(f"round {r} of {cfg.rounds}")
+        rec = player.play_round(r)
+        if cfg.rounds > 1:
+            console.print(
+                f"round {r}: {len(rec.participants)} contributed"
+                + (f" ({', '.join(rec.absent)} sat out)" if rec.absent else "")
+                + f", {rec.accepted} version(s) accepted, {rec.evaluations} loop evaluations "
+                f"so far, {rec.contribute_seconds + rec.merge_seconds:.0f} s"
+            )
+    return player.records
+
+
+def _run_loop(services: DemoServices, cfg: DemoConfig, console: Console, target: int) -> None:
+    """Watch the loop through the API until it has spent evaluations up to ``target``."""
+    from mergenet.demo.rounds import loop_busy
     from mergenet.node.client import CoordinatorClient
 
     deadline = time.monotonic() + (PETALS_TIMEOUT if cfg.pool == "petals" else cfg.timeout)
@@ -212,7 +225,7 @@ def _run_loop(services: DemoServices, cfg: DemoConfig, console: Console) -> None
             console=console,
         ) as bar,
     ):
-        task = bar.add_task("merge loop", total=cfg.budget, status="")
+        task = bar.add_task("merge loop", total=target, status="")
         while True:
             history = client.get("/api/history", "reading the history")
             done = sum(
@@ -222,33 +235,15 @@ def _run_loop(services: DemoServices, cfg: DemoConfig, console: Console) -> None
             in_flight = services.coordinator.pool.in_flight()
             bar.update(
                 task,
-                completed=min(done, cfg.budget),
+                completed=min(done, target),
                 status=f"{versions - 1} accepted, {in_flight} in flight",
             )
-            if done >= cfg.budget and in_flight == 0 and not _attributing(services):
+            if done >= target and in_flight == 0 and not loop_busy(services.coordinator):
                 return  # contributors are paid once their versions' attribution is done
             if time.monotonic() > deadline:
                 console.print(f"[yellow]loop budget not reached in {cfg.timeout:.0f} s; going on")
                 return
             time.sleep(1.0)
-
-
-def _attributing(services: DemoServices) -> bool:
-    """Whether an accepted version's leave-one-out evaluations are still queued."""
-    from sqlalchemy import func, select
-
-    from mergenet.coordinator import models as m
-    from mergenet.coordinator.status import CandidateStatus, Kind
-
-    with services.coordinator.factory() as s:
-        queued = s.scalar(
-            select(func.count())
-            .select_from(m.Candidate)
-            .where(
-                m.Candidate.kind == Kind.ATTRIBUTION, m.Candidate.status == CandidateStatus.QUEUED
-            )
-        )
-    return bool(queued)
 
 
 def _claim(
@@ -259,8 +254,7 @@ def _claim(
 
     with CoordinatorClient(services.url) as client:
         for node in nodes:
-            assert node.sha256 is not None, "every node submitted before the claim step"
-            node.contribution = client.contribution(node.sha256)
+            node.contributions = [client.contribution(sha) for sha in node.shas]
             node.rewards = reward_status(client, node.account.address)
             if not node.rewards.claimable:
                 continue
@@ -272,21 +266,45 @@ def _claim(
                 console.print(f"  [red]{node.name} could not claim: {exc}")
 
 
-def _summary_data(world: Any, nodes: list[DemoNode], services: DemoServices) -> dict:
+def _summary_data(
+    world: Any,
+    nodes: list[DemoNode],
+    services: DemoServices,
+    records: list[RoundRecord],
+    console: Console,
+) -> dict:
+    from mergenet.demo.rounds import monolith_tokens, training_compute
     from mergenet.node.client import CoordinatorClient
 
     with CoordinatorClient(services.url) as client:
         versions = client.get("/api/versions", "listing versions")
         strategies = client.get("/api/strategies", "reading H(s)")["current"]
         history = client.get("/api/history", "reading the history")
-    for v in versions[1:]:
-        recipe = client_recipe(services.url, v["hash"])
-        v["strategy"] = recipe.get("strategy")
-    reference = _reference_scores(world, services, versions)
+        for v in versions[1:]:
+            v["strategy"] = client.get(f"/api/versions/{v['hash']}/recipe", "reading a recipe").get(
+                "strategy"
+            )
+    reference, cores = _held_out(world, services, versions, records, console)
+    compute = training_compute(world, records)
     return {
         "url": services.url,
         "versions": versions,
         "reference": reference,
+        "rounds": [
+            {
+                "round": r.round,
+                "contributors": len(r.participants),
+                "absent": r.absent,
+                "accepted": r.accepted,
+                "versions": r.versions,
+                "evaluations": r.evaluations,
+                "tokens": tokens,
+                "core": cores[r.end_version],
+                "seconds": r.contribute_seconds + r.merge_seconds,
+            }
+            for r, tokens in zip(records, compute, strict=True)
+        ],
+        "monolith_tokens": monolith_tokens(world),
         "strategies": strategies,
         "evaluations": sum(
             e["purpose"] in ("selection", "confirmation") for e in history["evaluations"]
@@ -296,10 +314,13 @@ def _summary_data(world: Any, nodes: list[DemoNode], services: DemoServices) -> 
                 "name": n.name,
                 "tasks": list(n.tasks),
                 "address": n.account.address,
-                "sha256": n.sha256,
-                "score": n.contribution.get("score"),
-                "gain": n.contribution.get("gain"),
-                "in_versions": n.contribution.get("in_versions", []),
+                "sha256": n.shas[-1] if n.shas else None,
+                "score": n.contributions[-1].get("score") if n.contributions else None,
+                "gain": n.contributions[-1].get("gain") if n.contributions else None,
+                "submitted": len(n.shas),
+                "in_versions": sorted(
+                    {v for c in n.contributions for v in c.get("in_versions", [])}
+                ),
                 "accrued": n.rewards.accrued if n.rewards else 0,
                 "claimed": n.claim.paid if n.claim else 0,
                 "balance": n.claim.balance if n.claim else 0,
@@ -310,40 +331,34 @@ def _summary_data(world: Any, nodes: list[DemoNode], services: DemoServices) -> 
     }
 
 
-def client_recipe(url: str, version_hash: str) -> dict[str, Any]:
-    from mergenet.node.client import CoordinatorClient
+def _held_out(
+    world: Any,
+    services: DemoServices,
+    versions: list[dict],
+    records: list[RoundRecord],
+    console: Console,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Held-out macro choice accuracy of the references (:mod:`.heldout`: base, best single,
+    monolith, specialist oracle; computed once per world) and of the core after each round.
+    Held-out rows are never used to select anything: the loop sees only fresh dev rows."""
+    from mergenet.demo.heldout import CoreScores, references
 
-    with CoordinatorClient(url) as client:
-        return client.get(f"/api/versions/{version_hash}/recipe", "reading a recipe")
-
-
-def _reference_scores(world: Any, services: DemoServices, versions: list[dict]) -> dict[str, float]:
-    """Held-out macro choice accuracy of the base and the newest core version, and of the
-    world's reference models when their report is cached (``mergenet world table``): held-out
-    rows are never used to select anything, the loop sees only the dev split."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from mergenet.evaluator.scoring import evaluate_items
-
-    items = world.items("heldout")
-    tokenizer = AutoTokenizer.from_pretrained(world.tokenizer_dir)
-
-    def accuracy(folder: Path) -> float:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32").eval()
-        return evaluate_items(model, tokenizer, items).macro("acc_choice")
-
-    out = {"base (version 0)": accuracy(world.base_dir)}
-    cached = world.root / "report-heldout.json"
-    if cached.exists():
-        from mergenet.ecosystem.report import evaluate_world
-
-        reference = evaluate_world(world, split="heldout")
-        singles = {n: reference[n].macro("acc_choice") for n in world.contributor_names}
-        best = max(singles, key=singles.__getitem__)
-        out[f"best single contributor ({best})"] = singles[best]
-        out["monolith (all data, same compute)"] = reference["monolith"].macro("acc_choice")
-    newest = versions[-1]["hash"]
-    if len(versions) > 1:
-        folder = services.coordinator.store.version_dir(newest)
-        out[f"core version {len(versions) - 1} ({newest[:12]}, merged)"] = accuracy(folder)
-    return out
+    with console.status("held-out rows: the world's reference models (once per world)"):
+        refs = references(world)
+    scores = CoreScores(world, services.coordinator.store.version_dir)
+    number = {v["hash"]: i for i, v in enumerate(versions)}
+    out = {
+        "base (version 0)": refs.base,
+        f"best single contributor ({refs.best_single_name})": refs.best_single,
+        "monolith (all data, round 1's compute)": refs.monolith,
+        "specialist oracle (each task at its specialist)": refs.oracle,
+    }
+    cores: dict[str, float] = {}
+    for r in records:
+        v = r.end_version
+        if v not in cores:
+            with console.status(f"held-out rows: the core after round {r.round}"):
+                cores[v] = refs.base if number.get(v) == 0 else scores.macro(v)
+        label = "core" if len(records) == 1 else f"core after round {r.round}"
+        out[f"{label} (version {number.get(v, '?')}, {v[:12]})"] = cores[v]
+    return out, cores

@@ -1,4 +1,4 @@
-"""The demo's closing tables: versions, held-out scores, contributors and their rewards, H(s)."""
+"""The demo's closing tables: versions, held-out scores, rounds, contributors and rewards, H(s)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ def render_summary(console: Console, data: dict[str, Any]) -> None:
     console.rule("[bold]summary")
     console.print(_versions(data))
     console.print(_scores(data))
+    if len(data.get("rounds", [])) > 1:
+        console.print(_rounds(data))
     console.print(_contributors(data))
     console.print(_strategies(data))
 
@@ -45,17 +47,43 @@ def _scores(data: dict[str, Any]) -> Table:
     return t
 
 
+def _rounds(data: dict[str, Any]) -> Table:
+    """Per round: who took part, what the loop accepted, the compute behind the core so far
+    (steps × tokens; the monolith's in the title) and the core's held-out accuracy."""
+    t = Table(
+        title="rounds (training compute: fine-tuning tokens so far; the monolith's "
+        f"{data['monolith_tokens'] / 1e6:.2f}M)"
+    )
+    for col in ("round", "contributors", "accepted", "versions", "evaluations", "tokens", "core"):
+        t.add_column(col, justify="left" if col == "contributors" else "right")
+    for r in data["rounds"]:
+        who = str(r["contributors"]) + (f" ({', '.join(r['absent'])} out)" if r["absent"] else "")
+        t.add_row(
+            str(r["round"]),
+            who,
+            str(r["accepted"]),
+            str(r["versions"]),
+            str(r["evaluations"]),
+            f"{r['tokens'] / 1e6:.2f}M",
+            f"{r['core']:.3f}",
+        )
+    return t
+
+
 def _contributors(data: dict[str, Any]) -> Table:
     t = Table(title="contributors")
-    for col in ("node", "tasks", "address", "S", "merged into", "accrued", "claimed", "balance"):
+    cols = ("node", "tasks", "address", "sent", "S", "merged into", "accrued", "claimed", "balance")
+    for col in cols:
         t.add_column(
-            col, justify="right" if col in ("S", "accrued", "claimed", "balance") else "left"
+            col,
+            justify="right" if col in ("sent", "S", "accrued", "claimed", "balance") else "left",
         )
     for n in data["nodes"]:
         t.add_row(
             n["name"],
             ", ".join(n["tasks"]),
             n["address"][:10] + "…",
+            str(n.get("submitted", 1)),
             "—" if n["score"] is None else f"{n['score']:.4f}",
             f"{len(n['in_versions'])} version(s)" if n["in_versions"] else "—",
             _tokens(n["accrued"]),
