@@ -291,43 +291,47 @@ def _summary_data(
         "versions": versions,
         "reference": reference,
         "rounds": [
-            {
-                "round": r.round,
-                "contributors": len(r.participants),
-                "absent": r.absent,
-                "accepted": r.accepted,
-                "versions": r.versions,
-                "evaluations": r.evaluations,
-                "tokens": tokens,
-                "core": cores[r.end_version],
-                "seconds": r.contribute_seconds + r.merge_seconds,
-            }
-            for r, tokens in zip(records, compute, strict=True)
+            _round_row(r, tokens, cores) for r, tokens in zip(records, compute, strict=True)
         ],
         "monolith_tokens": monolith_tokens(world),
         "strategies": strategies,
         "evaluations": sum(
             e["purpose"] in ("selection", "confirmation") for e in history["evaluations"]
         ),
-        "nodes": [
-            {
-                "name": n.name,
-                "tasks": list(n.tasks),
-                "address": n.account.address,
-                "sha256": n.shas[-1] if n.shas else None,
-                "score": n.contributions[-1].get("score") if n.contributions else None,
-                "gain": n.contributions[-1].get("gain") if n.contributions else None,
-                "submitted": len(n.shas),
-                "in_versions": sorted(
-                    {v for c in n.contributions for v in c.get("in_versions", [])}
-                ),
-                "accrued": n.rewards.accrued if n.rewards else 0,
-                "claimed": n.claim.paid if n.claim else 0,
-                "balance": n.claim.balance if n.claim else 0,
-                "claim_error": n.claim_error,
-            }
-            for n in nodes
-        ],
+        "nodes": [_node_row(n) for n in nodes],
+    }
+
+
+def _round_row(r: RoundRecord, tokens: Any, cores: dict[str, float]) -> dict[str, Any]:
+    """One round of the summary: who took part, what the loop accepted, the core after it."""
+    return {
+        "round": r.round,
+        "contributors": len(r.participants),
+        "absent": r.absent,
+        "accepted": r.accepted,
+        "versions": r.versions,
+        "evaluations": r.evaluations,
+        "tokens": tokens,
+        "core": cores[r.end_version],
+        "seconds": r.contribute_seconds + r.merge_seconds,
+    }
+
+
+def _node_row(n: DemoNode) -> dict[str, Any]:
+    """One contributor of the summary: its last submission, merges and rewards."""
+    return {
+        "name": n.name,
+        "tasks": list(n.tasks),
+        "address": n.account.address,
+        "sha256": n.shas[-1] if n.shas else None,
+        "score": n.contributions[-1].get("score") if n.contributions else None,
+        "gain": n.contributions[-1].get("gain") if n.contributions else None,
+        "submitted": len(n.shas),
+        "in_versions": sorted({v for c in n.contributions for v in c.get("in_versions", [])}),
+        "accrued": n.rewards.accrued if n.rewards else 0,
+        "claimed": n.claim.paid if n.claim else 0,
+        "balance": n.claim.balance if n.claim else 0,
+        "claim_error": n.claim_error,
     }
 
 
