@@ -102,7 +102,7 @@ def _celery_factory(
     return trusted_celery_factory(advertise_url or f"http://{shown}:{port}", redis_url, capacity)
 
 
-def _unwind_on_sigterm() -> None:
+def unwind_on_sigterm() -> None:
     """SIGTERM raises ``SystemExit`` so ``coord.close()`` runs. uvicorn handles SIGTERM, shuts
     down, restores the previous handler and re-raises the signal; with the default handler
     that killed the process inside ``uvicorn.run`` and the ``finally`` never ran — measured:
@@ -149,7 +149,7 @@ def up_command(
         from mergenet.coordinator.petals_pool import petals_pool_factory
 
         factory = petals_pool_factory(peers, initial_peers, capacity)
-    _unwind_on_sigterm()
+    unwind_on_sigterm()
     coord = Coordinator(settings, cs, pool_factory=factory).open()
     coord.start_loop()
     try:

@@ -61,4 +61,7 @@ def demo_command(
         typer.secho("error: --rounds must be at least 1", fg="red", err=True)
         raise typer.Exit(2)
     cfg = DemoConfig(budget=budget, workers=workers, port=port, pool=pool.value, rounds=rounds)
+    from mergenet.coordinator.cli import unwind_on_sigterm
+
+    unwind_on_sigterm()  # a SIGTERM stops the chain, coordinator and peers as Ctrl-C does
     run_demo(cfg, exit_after=exit_after)
